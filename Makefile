@@ -1,0 +1,32 @@
+# Set-up and everyday commands. Each target installs what it needs (uv + the locked .venv).
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+VENV_BIN := .venv/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: help bootstrap serve test models lint
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+bootstrap:
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+
+serve: bootstrap  ## install the runtime + uvicorn and serve models_onnx/ on http://$(HOST):$(PORT)
+	$(UV) sync --frozen --inexact --extra server
+	$(VENV_BIN)/uvicorn service.app:app --host $(HOST) --port $(PORT)
+
+test: bootstrap  ## install everything and run the whole test suite
+	$(UV) sync --frozen --all-extras
+	$(VENV_BIN)/pytest
+
+models: bootstrap  ## rebuild every model from data and publish it into models_onnx/
+	$(UV) sync --frozen --inexact --extra convert
+	$(VENV_BIN)/python -m convert mnist --publish models_onnx
+
+lint: bootstrap  ## ruff
+	$(UV) sync --frozen --all-extras
+	$(VENV_BIN)/ruff check .

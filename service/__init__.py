@@ -1,0 +1,1 @@
+"""Image-classification inference service: FastAPI + ONNX Runtime, no TensorFlow at serve time."""

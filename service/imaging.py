@@ -1,0 +1,108 @@
+"""Decode untrusted image bytes into a Pillow image, safely.
+
+Limits: only the formats in ``ALLOWED_FORMATS`` are parsed; images over ``max_pixels`` are
+refused from the header alone, before any pixel is decoded (decompression bombs); the first
+frame of animated / multi-frame files is used; EXIF orientation is applied
+(https://pillow.readthedocs.io/en/stable/reference/ImageOps.html#PIL.ImageOps.exif_transpose).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import BadImage, PayloadTooLarge, UnsupportedImage
+
+ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+
+
+def decode_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Decode one image.
+
+    Args:
+        data: the encoded file, as uploaded.
+        max_pixels: largest ``width * height`` accepted.
+
+    Returns:
+        A fully loaded, EXIF-oriented Pillow image of the first frame, in its original mode.
+
+    Raises:
+        BadImage: empty, truncated or corrupt data.
+        UnsupportedImage: not an image, or a format outside ``ALLOWED_FORMATS``.
+        PayloadTooLarge: more than ``max_pixels`` pixels.
+    """
+    if not data:
+        raise BadImage("empty body: send an image file (multipart field 'file' or the raw bytes)")
+    with warnings.catch_warnings():
+        # Pillow's own bomb check warns below 2x its global limit; ours is explicit, below.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        except UnidentifiedImageError:
+            sniffed = _sniff(data)
+            if sniffed in ALLOWED_FORMATS:
+                raise BadImage(f"{sniffed} data is corrupt and cannot be decoded") from None
+            raise UnsupportedImage(_unidentified_detail(sniffed)) from None
+        except Image.DecompressionBombError:
+            raise PayloadTooLarge(f"image has too many pixels (limit {max_pixels})") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise BadImage(f"corrupt {_sniff(data) or 'image'} header: {_short(exc)}") from None
+        width, height = image.size
+        if width * height > max_pixels:
+            raise PayloadTooLarge(
+                f"image is {width}x{height} = {width * height} pixels; limit is {max_pixels}"
+            )
+        if width == 0 or height == 0:
+            raise BadImage(f"image has no pixels ({width}x{height})")
+        try:
+            image.seek(0)
+            image.load()
+            oriented = ImageOps.exif_transpose(image)
+        except Image.DecompressionBombError:
+            raise PayloadTooLarge(f"image has too many pixels (limit {max_pixels})") from None
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, ZeroDivisionError) as exc:
+            # Pillow reports truncation as OSError("image file is truncated ...").
+            fmt = image.format or "image"
+            if "truncated" in str(exc):
+                raise BadImage(f"{fmt} data is truncated") from None
+            raise BadImage(f"corrupt {fmt} data: {_short(exc)}") from None
+    return oriented if oriented is not None else image
+
+
+_SIGNATURES = {
+    b"%PDF": "PDF",
+    b"\x00\x00\x01\x00": "ICO",
+    b"8BPS": "PSD",
+    b"%!PS": "PostScript",
+    b"\x00\x00\x00\x0cjP  ": "JPEG 2000",
+    b"\xff\x0a": "JPEG XL",
+    b"<svg": "SVG",
+    b"<?xml": "XML/SVG",
+    b"\x89PNG": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF8": "GIF",
+    b"RIFF": "WEBP",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
+
+
+def _sniff(data: bytes) -> str | None:
+    head = data[:16]
+    if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif"):
+        return "HEIF/AVIF"
+    return next((name for magic, name in _SIGNATURES.items() if head.startswith(magic)), None)
+
+
+def _unidentified_detail(sniffed: str | None) -> str:
+    allowed = ", ".join(ALLOWED_FORMATS)
+    if sniffed:
+        return f"{sniffed} is not a supported image format; send one of: {allowed}"
+    return f"body is not a recognised image; send one of: {allowed}"
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

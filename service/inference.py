@@ -1,0 +1,52 @@
+"""Run a loaded model on one image and turn its output into class probabilities and top-k."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from .manifest import Manifest
+from .preprocessing import preprocess
+from .registry import LoadedModel
+
+
+@dataclass(frozen=True)
+class Ranked:
+    class_index: int
+    label: str
+    probability: float
+
+
+def probabilities(output: np.ndarray, manifest: Manifest) -> np.ndarray:
+    """Class probabilities, float64 (batch, classes), from the raw model output.
+
+    ``softmax`` outputs are used as they are, ``logits`` go through a numerically stable
+    softmax, and a (batch, 1) ``sigmoid`` output p becomes the two columns (1 - p, p).
+    """
+    scores = np.asarray(output, dtype=np.float64).reshape(output.shape[0], -1)
+    kind = manifest.output.kind
+    if kind == "logits":
+        shifted = scores - scores.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        return exp / exp.sum(axis=1, keepdims=True)
+    if kind == "sigmoid":
+        p = np.clip(scores[:, :1], 0.0, 1.0)
+        return np.concatenate([1.0 - p, p], axis=1)
+    return np.clip(scores, 0.0, 1.0)
+
+
+def top_k(probs: np.ndarray, labels: list[str], k: int) -> list[Ranked]:
+    """The ``k`` most probable classes of one row of probabilities, most probable first."""
+    k = min(k, probs.shape[0])
+    # Stable sort: ties keep class-index order, so results are deterministic.
+    order = np.argsort(-probs, kind="stable")[:k]
+    return [Ranked(int(i), labels[int(i)], float(probs[i])) for i in order]
+
+
+def classify(model: LoadedModel, image: Image.Image, k: int) -> list[Ranked]:
+    """Preprocess, run ONNX Runtime, and rank the classes for one image (thread-safe)."""
+    batch = preprocess(image, model.manifest)
+    (output,) = model.session.run([model.manifest.output.name], {model.manifest.input.name: batch})
+    return top_k(probabilities(output, model.manifest)[0], model.manifest.labels, k)

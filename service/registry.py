@@ -1,0 +1,128 @@
+"""Model registry: every ``<model_dir>/*/manifest.json`` becomes an ONNX Runtime session.
+
+A model is served only after its manifest validates and its file's sha256 matches; anything
+else leaves it *unavailable* with the reason, and the other models keep serving.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnxruntime as ort
+from pydantic import ValidationError
+
+from .manifest import MANIFEST_FILENAME, Manifest, sha256_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified model with its ONNX Runtime session (``session.run`` is thread-safe)."""
+
+    manifest: Manifest
+    session: ort.InferenceSession
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+
+@dataclass(frozen=True)
+class UnavailableModel:
+    """A model directory that could not be served, and why (shown in ``/health``)."""
+
+    name: str
+    reason: str
+
+
+@dataclass
+class ModelRegistry:
+    ready: dict[str, LoadedModel] = field(default_factory=dict)
+    unavailable: dict[str, UnavailableModel] = field(default_factory=dict)
+
+    def get(self, name: str) -> LoadedModel | UnavailableModel | None:
+        return self.ready.get(name) or self.unavailable.get(name)
+
+
+def session_options(intra_op_threads: int) -> ort.SessionOptions:
+    """Session options for low-latency CPU inference.
+
+    One inference uses ``intra_op_threads`` threads; parallel execution across graph branches
+    is off (classifiers are chains, and it would oversubscribe the cores). Spinning threads are
+    turned off so idle workers do not burn CPU between requests (matters on Lambda, billed per ms).
+    See https://onnxruntime.ai/docs/performance/tune-performance/threading.html
+    """
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def load_model(manifest_path: Path, intra_op_threads: int) -> LoadedModel:
+    """Validate one manifest, verify its model file and open an ONNX Runtime session.
+
+    Raises:
+        ValueError: malformed manifest, missing file, size or sha256 mismatch, or an input or
+            output that does not match what the manifest declares.
+    """
+    try:
+        manifest = Manifest.model_validate_json(manifest_path.read_bytes())
+    except ValidationError as exc:
+        raise ValueError(f"malformed manifest: {exc.error_count()} error(s); {_first(exc)}") from exc
+    model_path = manifest_path.parent / manifest.file
+    if not model_path.is_file():
+        raise ValueError(f"model file {manifest.file} is missing")
+    if model_path.stat().st_size != manifest.size_bytes:
+        raise ValueError(f"model file {manifest.file} has the wrong size (truncated or replaced)")
+    if sha256_of(model_path) != manifest.sha256:
+        raise ValueError(f"model file {manifest.file} fails its sha256 check (tampered or corrupt)")
+    # The bytes just verified are the bytes loaded: no window to swap the file in between.
+    session = ort.InferenceSession(
+        model_path.read_bytes(),
+        sess_options=session_options(intra_op_threads),
+        providers=["CPUExecutionProvider"],
+    )
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if [i.name for i in inputs] != [manifest.input.name]:
+        raise ValueError(f"model inputs {[i.name for i in inputs]} != manifest {manifest.input.name}")
+    if manifest.output.name not in [o.name for o in outputs]:
+        raise ValueError(f"model has no output named {manifest.output.name}")
+    return LoadedModel(manifest=manifest, session=session, path=model_path)
+
+
+def load_registry(model_dir: Path, intra_op_threads: int) -> ModelRegistry:
+    """Load every model under ``model_dir``; failures are recorded, never raised."""
+    registry = ModelRegistry()
+    manifests = sorted(model_dir.glob(f"*/{MANIFEST_FILENAME}")) if model_dir.is_dir() else []
+    if not manifests:
+        log.warning("no model manifests found", extra={"model_dir": str(model_dir)})
+    for manifest_path in manifests:
+        # A model is known by its manifest's name; fall back to the directory name if unreadable.
+        fallback_name = manifest_path.parent.name
+        try:
+            model = load_model(manifest_path, intra_op_threads)
+        except Exception as exc:  # noqa: BLE001 - one bad model must not stop the others
+            reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            registry.unavailable[fallback_name] = UnavailableModel(fallback_name, reason)
+            log.error("model unavailable", extra={"model": fallback_name, "reason": reason})
+            continue
+        if model.name in registry.ready:
+            reason = f"duplicate model name {model.name!r} (also in {registry.ready[model.name].path.parent.name})"
+            registry.unavailable[fallback_name] = UnavailableModel(fallback_name, reason)
+            continue
+        registry.ready[model.name] = model
+        log.info("model loaded", extra={"model": model.name, "version": model.manifest.version})
+    return registry
+
+
+def _first(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error["loc"]) or "(root)"
+    return f"{where}: {error['msg']}"

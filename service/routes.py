@@ -1,0 +1,197 @@
+"""HTTP routes: health, model metadata, and prediction. Registered by ``register_routes``."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, FastAPI, Path, Query, Request
+from starlette.datastructures import UploadFile
+
+from .config import Settings
+from .errors import BadImage, InvalidForm, ModelNotFound, ModelUnavailable, ServiceError
+from .imaging import ALLOWED_FORMATS, decode_image
+from .inference import classify
+from .registry import LoadedModel, ModelRegistry
+from .schemas import (
+    ClassProbability,
+    ErrorResponse,
+    Health,
+    InputInfo,
+    ModelInfo,
+    ModelList,
+    ModelSummary,
+    Prediction,
+    UnavailableInfo,
+)
+
+UPLOAD_FIELD = "file"
+
+_ERRORS = {
+    400: {"model": ErrorResponse, "description": "Empty, truncated or corrupt image."},
+    404: {"model": ErrorResponse, "description": "Unknown model."},
+    413: {"model": ErrorResponse, "description": "Body over the byte limit or image over the pixel limit."},
+    415: {"model": ErrorResponse, "description": "Not an image, or an unsupported format."},
+    422: {"model": ErrorResponse, "description": "Invalid parameter or form field."},
+    503: {"model": ErrorResponse, "description": "Model found but not loaded (see /health)."},
+}
+
+_IMAGE_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": (
+            "The image: a multipart form with the file in field `file` (`curl -F file=@digit.png`), "
+            f"or the raw bytes as the body. Formats: {', '.join(ALLOWED_FORMATS)}."
+        ),
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": [UPLOAD_FIELD],
+                    "properties": {UPLOAD_FIELD: {"type": "string", "format": "binary"}},
+                }
+            },
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+def register_routes(app: FastAPI, settings: Settings, registry: ModelRegistry) -> None:
+    """Attach every route to ``app``; handlers read models from ``registry``."""
+    router = APIRouter()
+    limiter = anyio.CapacityLimiter(settings.resolved_inference_workers())
+    TopK = Annotated[
+        int,
+        Query(ge=1, le=settings.max_top_k, description="How many classes to return, most probable first."),
+    ]
+
+    @router.get("/health", response_model=Health, tags=["health"])
+    async def health() -> Health:
+        """Liveness and readiness: which models are serving and which are not, with why."""
+        unavailable = [UnavailableInfo(name=u.name, reason=u.reason) for u in registry.unavailable.values()]
+        status = "ok" if registry.ready and not unavailable else "degraded"
+        return Health(status=status, models=sorted(registry.ready), unavailable=unavailable)
+
+    @router.get("/models", response_model=ModelList, tags=["models"])
+    async def list_models() -> ModelList:
+        """Every model being served, and which one answers `POST /predict`."""
+        summaries = [
+            ModelSummary(
+                name=m.name,
+                version=m.manifest.version,
+                description=m.manifest.description,
+                num_classes=len(m.manifest.labels),
+                for_real_predictions=m.manifest.for_real_predictions,
+            )
+            for m in registry.ready.values()
+        ]
+        return ModelList(default_model=settings.default_model, models=summaries)
+
+    @router.get("/models/{name}", response_model=ModelInfo, responses=_ERRORS, tags=["models"])
+    async def model_info(name: Annotated[str, Path(max_length=64)]) -> ModelInfo:
+        """The model's manifest: labels, input tensor, preprocessing, quantization, metrics."""
+        m = _lookup(registry, name).manifest
+        return ModelInfo(
+            name=m.name,
+            version=m.version,
+            task=m.task,
+            description=m.description,
+            labels=m.labels,
+            num_classes=len(m.labels),
+            input=InputInfo(**m.input.model_dump()),
+            output_kind=m.output.kind,
+            preprocessing=m.preprocessing.model_dump(),
+            weights=m.weights,
+            for_real_predictions=m.for_real_predictions,
+            size_bytes=m.size_bytes,
+            sha256=m.sha256,
+            quantization=m.quantization,
+            metrics=m.metrics,
+            tools=m.tools,
+        )
+
+    async def predict_with(name: str, request: Request, top_k: int) -> Prediction:
+        model = _lookup(registry, name)
+        data = await _read_image_bytes(request)
+        work = partial(_decode_and_classify, model, data, settings.max_image_pixels, top_k)
+        ranked = await anyio.to_thread.run_sync(work, limiter=limiter)
+        best = ranked[0]
+        return Prediction(
+            model=model.name,
+            model_version=model.manifest.version,
+            prediction=best.label,
+            class_index=best.class_index,
+            confidence=best.probability,
+            top_k=[
+                ClassProbability(label=r.label, class_index=r.class_index, probability=r.probability)
+                for r in ranked
+            ],
+            for_real_predictions=model.manifest.for_real_predictions,
+        )
+
+    @router.post(
+        "/models/{name}/predict",
+        response_model=Prediction,
+        responses=_ERRORS,
+        openapi_extra=_IMAGE_BODY,
+        tags=["predict"],
+    )
+    async def predict(
+        name: Annotated[str, Path(max_length=64)],
+        request: Request,
+        top_k: TopK = settings.default_top_k,
+    ) -> Prediction:
+        """Classify one image with model `name`."""
+        return await predict_with(name, request, top_k)
+
+    @router.post(
+        "/predict",
+        response_model=Prediction,
+        responses=_ERRORS,
+        openapi_extra=_IMAGE_BODY,
+        tags=["predict"],
+    )
+    async def predict_default(request: Request, top_k: TopK = settings.default_top_k) -> Prediction:
+        """Classify one image with the default model (see `GET /models`)."""
+        return await predict_with(settings.default_model, request, top_k)
+
+    app.include_router(router)
+
+
+def _lookup(registry: ModelRegistry, name: str) -> LoadedModel:
+    found = registry.get(name)
+    if found is None:
+        known = ", ".join(sorted(registry.ready)) or "none"
+        raise ModelNotFound(f"no model named {name!r}; models being served: {known}")
+    if not isinstance(found, LoadedModel):
+        raise ModelUnavailable(f"model {name!r} is not available: {found.reason}")
+    return found
+
+
+async def _read_image_bytes(request: Request) -> bytes:
+    """The uploaded file: multipart field ``file``, or else the raw request body."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        return await request.body()
+    # Starlette turns multipart errors (too many files or fields, malformed) into 400.
+    async with request.form(max_files=1, max_fields=8) as form:
+        upload = form.get(UPLOAD_FIELD)
+        if upload is None:
+            fields = ", ".join(repr(k) for k in form) or "none"
+            raise InvalidForm(f"multipart body has no field {UPLOAD_FIELD!r} (fields sent: {fields})")
+        if not isinstance(upload, UploadFile):
+            raise InvalidForm(f"multipart field {UPLOAD_FIELD!r} must be a file, not a text value")
+        return await upload.read()
+
+
+def _decode_and_classify(model: LoadedModel, data: bytes, max_pixels: int, k: int):
+    image = decode_image(data, max_pixels)
+    try:
+        return classify(model, image, k)
+    except ServiceError:
+        raise
+    except (ValueError, OSError) as exc:  # pixel data that decoded but cannot be converted
+        raise BadImage(f"image could not be converted for {model.name}: {exc}") from None
