@@ -1,18 +1,21 @@
 """HTTP routes: health, model metadata, and prediction. Registered by ``register_routes``."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: FastAPI must resolve the closure-local
+# `TopK` annotation when routes are defined.
+import time
 from functools import partial
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, FastAPI, Path, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from starlette.datastructures import UploadFile
 
+from .auth import api_key_dependencies
 from .config import Settings
 from .errors import BadImage, InvalidForm, ModelNotFound, ModelUnavailable, ServiceError
 from .imaging import ALLOWED_FORMATS, decode_image
-from .inference import classify
+from .inference import Ranked, classify
+from .metrics import Metrics
 from .registry import LoadedModel, ModelRegistry
 from .schemas import (
     ClassProbability,
@@ -37,6 +40,8 @@ _ERRORS = {
     503: {"model": ErrorResponse, "description": "Model found but not loaded (see /health)."},
 }
 
+_UNAUTHORIZED = {"model": ErrorResponse, "description": "Missing or invalid API key."}
+
 _IMAGE_BODY = {
     "requestBody": {
         "required": True,
@@ -59,16 +64,26 @@ _IMAGE_BODY = {
 }
 
 
-def register_routes(app: FastAPI, settings: Settings, registry: ModelRegistry) -> None:
-    """Attach every route to ``app``; handlers read models from ``registry``."""
-    router = APIRouter()
+def register_routes(
+    app: FastAPI, settings: Settings, registry: ModelRegistry, metrics: Metrics | None = None
+) -> None:
+    """Attach every route to ``app``; handlers read models from ``registry``.
+
+    ``/health`` and ``/metrics`` are always open (load balancers and scrapers); every other
+    route needs an API key when ``settings.api_keys`` is set. ``/metrics`` exists only when
+    ``metrics`` is given.
+    """
+    open_router = APIRouter()
+    auth = api_key_dependencies(settings.api_keys, settings.api_key_header)
+    router = APIRouter(dependencies=auth)
+    errors = {**_ERRORS, **({401: _UNAUTHORIZED} if auth else {})}
     limiter = anyio.CapacityLimiter(settings.resolved_inference_workers())
     TopK = Annotated[
         int,
         Query(ge=1, le=settings.max_top_k, description="How many classes to return, most probable first."),
     ]
 
-    @router.get("/health", response_model=Health, tags=["health"])
+    @open_router.get("/health", response_model=Health, tags=["health"])
     async def health() -> Health:
         """Liveness and readiness: which models are serving and which are not, with why."""
         unavailable = [UnavailableInfo(name=u.name, reason=u.reason) for u in registry.unavailable.values()]
@@ -90,7 +105,7 @@ def register_routes(app: FastAPI, settings: Settings, registry: ModelRegistry) -
         ]
         return ModelList(default_model=settings.default_model, models=summaries)
 
-    @router.get("/models/{name}", response_model=ModelInfo, responses=_ERRORS, tags=["models"])
+    @router.get("/models/{name}", response_model=ModelInfo, responses=errors, tags=["models"])
     async def model_info(name: Annotated[str, Path(max_length=64)]) -> ModelInfo:
         """The model's manifest: labels, input tensor, preprocessing, quantization, metrics."""
         m = _lookup(registry, name).manifest
@@ -114,10 +129,16 @@ def register_routes(app: FastAPI, settings: Settings, registry: ModelRegistry) -
         )
 
     async def predict_with(name: str, request: Request, top_k: int) -> Prediction:
+        if registry.get(name) is not None:
+            # Only names the registry knows become a metrics label (bounded cardinality).
+            request.state.model = name
         model = _lookup(registry, name)
         data = await _read_image_bytes(request)
-        work = partial(_decode_and_classify, model, data, settings.max_image_pixels, top_k)
-        ranked = await anyio.to_thread.run_sync(work, limiter=limiter)
+        work = partial(_timed_decode_and_classify, model, data, settings.max_image_pixels, top_k)
+        # Off the event loop, at most `limiter` at once: /health keeps answering under load.
+        ranked, request.state.inference_seconds = await anyio.to_thread.run_sync(
+            work, limiter=limiter
+        )
         best = ranked[0]
         return Prediction(
             model=model.name,
@@ -135,7 +156,7 @@ def register_routes(app: FastAPI, settings: Settings, registry: ModelRegistry) -
     @router.post(
         "/models/{name}/predict",
         response_model=Prediction,
-        responses=_ERRORS,
+        responses=errors,
         openapi_extra=_IMAGE_BODY,
         tags=["predict"],
     )
@@ -150,7 +171,7 @@ def register_routes(app: FastAPI, settings: Settings, registry: ModelRegistry) -
     @router.post(
         "/predict",
         response_model=Prediction,
-        responses=_ERRORS,
+        responses=errors,
         openapi_extra=_IMAGE_BODY,
         tags=["predict"],
     )
@@ -158,6 +179,15 @@ def register_routes(app: FastAPI, settings: Settings, registry: ModelRegistry) -
         """Classify one image with the default model (see `GET /models`)."""
         return await predict_with(settings.default_model, request, top_k)
 
+    if metrics is not None:
+
+        @open_router.get("/metrics", include_in_schema=False)
+        async def prometheus_metrics(request: Request) -> Response:
+            """Prometheus metrics (see ``service.metrics.Metrics`` for the names)."""
+            body, content_type = metrics.exposition(request.headers.get("accept"))
+            return Response(body, media_type=content_type)
+
+    app.include_router(open_router)
     app.include_router(router)
 
 
@@ -187,7 +217,16 @@ async def _read_image_bytes(request: Request) -> bytes:
         return await upload.read()
 
 
-def _decode_and_classify(model: LoadedModel, data: bytes, max_pixels: int, k: int):
+def _timed_decode_and_classify(
+    model: LoadedModel, data: bytes, max_pixels: int, k: int
+) -> tuple[list[Ranked], float]:
+    """(ranking, seconds spent decoding, preprocessing and running the model); worker thread."""
+    start = time.perf_counter()
+    ranked = _decode_and_classify(model, data, max_pixels, k)
+    return ranked, time.perf_counter() - start
+
+
+def _decode_and_classify(model: LoadedModel, data: bytes, max_pixels: int, k: int) -> list[Ranked]:
     image = decode_image(data, max_pixels)
     try:
         return classify(model, image, k)
