@@ -10,13 +10,17 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from . import __doc__ as service_doc
 from .config import Settings, get_settings
 from .errors import ServiceError
 from .limits import BodySizeLimit
+from .logs import configure_logging
+from .metrics import Metrics
 from .registry import ModelRegistry, load_registry
+from .request_context import REQUEST_ID_HEADER, RequestContext
 from .routes import register_routes
 
 log = logging.getLogger(__name__)
@@ -32,6 +36,7 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
         registry: already-loaded models; defaults to loading ``settings.model_dir``.
     """
     settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
     if registry is None:
         registry = load_registry(settings.model_dir, settings.resolved_intra_op_threads())
     app = FastAPI(
@@ -43,11 +48,27 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
             "ONNX files run by ONNX Runtime; see `GET /models` for what is served."
         ),
     )
+    metrics = Metrics() if settings.metrics_enabled else None
+    if metrics is not None:
+        metrics.set_models(sorted(registry.ready), sorted(registry.unavailable))
     app.state.settings = settings
     app.state.registry = registry
+    app.state.metrics = metrics
     _register_error_handlers(app)
-    register_routes(app, settings, registry)
+    register_routes(app, settings, registry, metrics)
+    # add_middleware wraps what is already there: the last added runs first on a request.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        # Off unless EDGE_CORS_ORIGINS is set: browsers then refuse cross-origin calls.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", settings.api_key_header, REQUEST_ID_HEADER],
+            expose_headers=[REQUEST_ID_HEADER],
+            max_age=600,
+        )
+    app.add_middleware(RequestContext, metrics=metrics)
     return app
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "models_onnx"
@@ -47,6 +48,38 @@ class Settings(BaseSettings):
     )
     default_top_k: int = Field(3, ge=1)
     max_top_k: int = Field(1000, ge=1)
+
+    # Security. Lambda deployments leave api_keys empty and use API Gateway auth instead.
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        (),
+        description=(
+            "Comma-separated API keys; when set, every route except /health and /metrics needs "
+            "one in the `api_key_header` header. Empty = no authentication."
+        ),
+    )
+    api_key_header: str = Field("X-API-Key", pattern=r"^[A-Za-z0-9-]{1,64}$")
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Comma-separated origins allowed by CORS ('*' for any). Empty = CORS off.",
+    )
+
+    # Observability.
+    metrics_enabled: bool = Field(
+        default_factory=lambda: "AWS_LAMBDA_FUNCTION_NAME" not in os.environ,
+        description=(
+            "Serve Prometheus metrics at /metrics. Off by default on Lambda, where nothing can "
+            "scrape a short-lived execution environment and prometheus-client only adds cold start."
+        ),
+    )
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    log_json: bool = Field(True, description="One JSON object per log line (False: plain text).")
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
 
     @field_validator("model_dir")
     @classmethod

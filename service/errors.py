@@ -51,3 +51,9 @@ class ModelUnavailable(ServiceError):
     """503: the model is known but could not be loaded or verified (see ``/health``)."""
 
     status_code = 503
+
+
+class Unauthorized(ServiceError):
+    """401: API keys are configured and the request carries none, or a wrong one."""
+
+    status_code = 401

@@ -1,0 +1,126 @@
+"""ASGI middleware: a request id on every response and log line, one access log line per
+request with its latency, and the request's Prometheus metrics.
+
+A pure ASGI middleware (not Starlette's ``BaseHTTPMiddleware``) so streaming bodies and the
+byte limit below it keep working and no extra task is spawned per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .logs import request_id_var
+from .metrics import Metrics, RequestRecord
+
+REQUEST_ID_HEADER = "x-request-id"
+# A caller-supplied id is echoed only if it is short and plain, so it cannot inject fake log
+# fields or response headers; otherwise a fresh one is generated.
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+access_log = logging.getLogger("service.access")
+log = logging.getLogger(__name__)
+
+
+class RequestContext:
+    """Outermost middleware.
+
+    Request id: the caller's ``X-Request-ID`` when it matches ``[A-Za-z0-9._:-]{1,128}``, else
+    API Gateway's ``requestContext.requestId`` (Lambda via Mangum), else a random UUID4 hex; it
+    is returned in the ``X-Request-ID`` response header.
+
+    Routes may set ``request.state.model`` (a model name the registry knows) and
+    ``request.state.inference_seconds``; both end up in the access log and the per-model metrics.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        # Routes write request.state into this dict; created here so it is the same object.
+        scope.setdefault("state", {})
+        token = request_id_var.set(request_id)
+        start = time.perf_counter()
+        status = 500
+        started = False
+        if self.metrics is not None:
+            self.metrics.in_progress.inc()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status, started = message["status"], True
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Answered here rather than by Starlette's outer error middleware so that the 500
+            # carries the request id too. The trace goes to the log, never to the client.
+            log.exception("unhandled error")
+            if started:
+                raise
+            await JSONResponse({"detail": "internal error"}, 500)(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - start
+            self._record(scope, status, seconds)
+            if self.metrics is not None:
+                self.metrics.in_progress.dec()
+            request_id_var.reset(token)
+
+    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+        state = scope.get("state") or {}
+        model = state.get("model")
+        inference = state.get("inference_seconds")
+        route = scope.get("route")
+        # The template, not the raw path: bounded label values for metrics.
+        route_label = getattr(route, "path", None) or "(unmatched)"
+        method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+        fields = {
+            "method": scope["method"],
+            "path": scope["path"],
+            "route": route_label,
+            "status": status,
+            "duration_ms": round(seconds * 1000.0, 3),
+        }
+        if model is not None:
+            fields["model"] = model
+        if inference is not None:
+            fields["inference_ms"] = round(inference * 1000.0, 3)
+        level = logging.ERROR if status >= 500 else logging.INFO
+        access_log.log(level, "request", extra=fields)
+        if self.metrics is not None:
+            self.metrics.observe(
+                RequestRecord(method, route_label, status, seconds, model, inference)
+            )
+
+
+def _request_id(scope: Scope) -> str:
+    for key, value in scope.get("headers", []):
+        if key == REQUEST_ID_HEADER.encode():
+            candidate = value.decode("latin-1")
+            if _SAFE_ID.match(candidate):
+                return candidate
+            break
+    event = scope.get("aws.event")  # set by Mangum on Lambda
+    if isinstance(event, dict):
+        context = event.get("requestContext")
+        if isinstance(context, dict):
+            gateway_id = context.get("requestId")
+            if isinstance(gateway_id, str) and _SAFE_ID.match(gateway_id):
+                return gateway_id
+    return uuid.uuid4().hex
