@@ -1,0 +1,1 @@
+"""Deployment packaging: the AWS Lambda zip (``python -m infra.package``) and the image inputs."""
