@@ -109,9 +109,12 @@ def load_registry(model_dir: Path, intra_op_threads: int) -> ModelRegistry:
         try:
             model = load_model(manifest_path, intra_op_threads)
         except Exception as exc:  # noqa: BLE001 - one bad model must not stop the others
-            reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            reason = _reason(exc)
             registry.unavailable[fallback_name] = UnavailableModel(fallback_name, reason)
-            log.error("model unavailable", extra={"model": fallback_name, "reason": reason})
+            log.error(
+                "model unavailable",
+                extra={"model": fallback_name, "reason": reason, "error": repr(exc)},
+            )
             continue
         if model.name in registry.ready:
             reason = f"duplicate model name {model.name!r} (also in {registry.ready[model.name].path.parent.name})"
@@ -126,3 +129,12 @@ def _first(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(p) for p in error["loc"]) or "(root)"
     return f"{where}: {error['msg']}"
+
+
+def _reason(exc: Exception) -> str:
+    """The reason shown in /health: what failed, without the server's file paths."""
+    if isinstance(exc, ValueError):
+        return str(exc)
+    if isinstance(exc, OSError):  # str(OSError) carries the absolute path; the log keeps it
+        return f"{type(exc).__name__}: {exc.strerror or 'I/O error'}"
+    return f"{type(exc).__name__}: {exc}"
