@@ -30,3 +30,27 @@ models: bootstrap  ## rebuild every model from data and publish it into models_o
 lint: bootstrap  ## ruff
 	$(UV) sync --frozen --all-extras
 	$(VENV_BIN)/ruff check .
+
+# --- Packaging and benchmarks: infra/, serverless.yml, benchmarks/ ---
+ARCH ?= x86_64
+MODELS ?=
+BENCH_ARGS ?=
+CFN_LINT := cfn-lint==1.58.0
+
+.PHONY: package validate-infra bench
+
+package: bootstrap  ## build the Lambda zip + image inputs in build/lambda/$(ARCH)/ (ARCH=arm64; MODELS="dir ...")
+	$(UV) sync --frozen --inexact
+	$(VENV_BIN)/python -m infra.package --arch $(ARCH) --server $(foreach m,$(MODELS),--model $(m))
+
+# W3005: serverless v3 adds a DependsOn that a Ref already implies; harmless, not ours to fix.
+validate-infra: package  ## serverless.yml -> CloudFormation (serverless v3, offline) -> cfn-lint
+	npm ci --prefix infra --no-audit --no-fund --ignore-scripts
+	SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off infra/node_modules/.bin/serverless package \
+		--stage dev --param="arch=$(ARCH)" --package build/serverless
+	$(UV) tool run --from $(CFN_LINT) cfn-lint --ignore-checks W3005 -- build/serverless/cloudformation-template-*.json
+
+bench: bootstrap  ## cold start, latency, throughput vs the TensorFlow baseline -> benchmarks/results/ (BENCH_ARGS=...)
+	$(UV) sync --frozen --all-extras
+	$(MAKE) package
+	nice -n 10 $(VENV_BIN)/python -m benchmarks $(BENCH_ARGS)
