@@ -78,6 +78,14 @@ def register_routes(
     router = APIRouter(dependencies=auth)
     errors = {**_ERRORS, **({401: _UNAUTHORIZED} if auth else {})}
     limiter = anyio.CapacityLimiter(settings.resolved_inference_workers())
+    ModelName = Annotated[
+        str,
+        Path(
+            max_length=64,
+            description="A model name from `GET /models`.",
+            examples=[settings.default_model],
+        ),
+    ]
     TopK = Annotated[
         int,
         Query(ge=1, le=settings.max_top_k, description="How many classes to return, most probable first."),
@@ -106,7 +114,7 @@ def register_routes(
         return ModelList(default_model=settings.default_model, models=summaries)
 
     @router.get("/models/{name}", response_model=ModelInfo, responses=errors, tags=["models"])
-    async def model_info(name: Annotated[str, Path(max_length=64)]) -> ModelInfo:
+    async def model_info(name: ModelName) -> ModelInfo:
         """The model's manifest: labels, input tensor, preprocessing, quantization, metrics."""
         m = _lookup(registry, name).manifest
         return ModelInfo(
@@ -161,7 +169,7 @@ def register_routes(
         tags=["predict"],
     )
     async def predict(
-        name: Annotated[str, Path(max_length=64)],
+        name: ModelName,
         request: Request,
         top_k: TopK = settings.default_top_k,
     ) -> Prediction:
