@@ -10,8 +10,8 @@ key length does not leak through timing) and compared with ``hmac.compare_digest
 every configured key, without stopping at the first match.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI must resolve the closure-local `scheme`
+# in the dependency's signature.
 import hashlib
 import hmac
 from typing import Annotated
