@@ -40,6 +40,9 @@ RULES: tuple[Rule, ...] = (
     Rule("pillow.libs/libharfbuzz-*", "linked only by PIL/_imagingft"),
     Rule("pillow.libs/libbrotli*", "used only by FreeType for WOFF2 fonts"),
     Rule("PIL/_imagingtk.*.so", "Tkinter bridge; Lambda has no display"),
+    # FastAPI imports pydantic.v1 only to reject v1 models and treats ImportError as "none"
+    # (fastapi/_compat/shared.py); importing it cost ~40-60 ms of every cold start here.
+    Rule("pydantic/v1", "pydantic 1 compatibility copy; the service uses pydantic 2 models only"),
 )
 
 

@@ -135,15 +135,19 @@ def test_http_api_and_rest_api_events_predict_like_the_server(
     assert json.loads(responses[0]["body"])["prediction"] == str(int(labels[0]))
 
 
-def test_bad_upload_and_health_through_the_package(package: UnpackedPackage, tmp_path: Path) -> None:
+def test_bad_upload_health_and_openapi_through_the_package(package: UnpackedPackage, tmp_path: Path) -> None:
     pdf = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n"
     content_type, body = multipart(pdf, filename="scan.pdf")
     events = [
         http_api_v2_event("/models/mnist/predict", body, content_type),
         http_api_v2_event("/health", b"", "application/json", method="GET"),
+        # Schema generation walks every route and model: an import the trim removed would show.
+        http_api_v2_event("/openapi.json", b"", "application/json", method="GET"),
     ]
-    bad, health = invoke(package, events, tmp_path)["responses"]
+    bad, health, openapi = invoke(package, events, tmp_path)["responses"]
     assert bad["statusCode"] == 415
     assert "PDF" in json.loads(bad["body"])["detail"]
     assert health["statusCode"] == 200
     assert "mnist" in json.loads(health["body"])["models"]
+    assert openapi["statusCode"] == 200
+    assert "/models/{name}/predict" in json.loads(openapi["body"])["paths"]

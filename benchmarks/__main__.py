@@ -1,0 +1,242 @@
+"""Run every benchmark and write JSON, a markdown table and a PNG chart.
+
+    make bench                     # installs what it needs, builds the package, runs this
+    python -m benchmarks [--model models_onnx/NAME ...] [--runs 5] [--requests 200]
+
+Needs the Lambda package built by ``make package`` (``build/lambda/x86_64/``) and, for the
+baseline, TensorFlow (the ``convert`` extra). Results: ``benchmarks/results/results.json``,
+``results.md`` and ``chart.png``; the table is also written into ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import os
+import platform
+import shutil
+import socket
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import httpx
+from PIL import Image
+
+from infra.package import DEFAULT_OUT, TARGET_UNZIPPED_BYTES, default_model_dirs, find_python
+from service.config import available_cpus
+from service.imaging import decode_image
+from service.inference import classify
+from service.manifest import MANIFEST_FILENAME
+from service.preprocessing import preprocess
+from service.registry import load_model
+
+from . import cold_start, http_latency, report, warm
+from .decision import top1
+from .installed import baseline_bytes, tree_bytes
+from .models import BENCH_BUILD, BUILD_MODELS, BenchModel, discover
+from .stats import percentile
+
+RESULTS = Path(__file__).resolve().parent / "results"
+README = Path(__file__).resolve().parent / "README.md"
+# Spawn -> first prediction targets (issue 4), seconds; the digit model has its own.
+COLD_TARGET_S = {"mnist": 0.5}
+COLD_TARGET_DEFAULT_S = 1.0
+SPEEDUP_TARGET = 5.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def multipart_event(name: str, upload: bytes, upload_name: str) -> dict:
+    """An API Gateway HTTP API (2.0) event POSTing ``upload`` to the model's predict route."""
+    from tests.lambda_events import http_api_v2_event
+
+    request = httpx.Request(
+        "POST", "https://example.invalid/", files={"file": (upload_name, upload, "image/jpeg")}
+    )
+    return http_api_v2_event(f"/models/{name}/predict", request.read(), request.headers["content-type"])
+
+
+def expected_labels(model: BenchModel) -> dict[str, str]:
+    """The class each format predicts in-process for the upload (what a served answer must say)."""
+    loaded = load_model(model.directory / MANIFEST_FILENAME, available_cpus())
+    labels = {"onnx_int8": classify(loaded, decode_image(model.upload, 10**9), 1)[0].label}
+    if model.keras_path is not None:
+        import keras
+
+        keras_model = keras.models.load_model(model.keras_path)
+        x = preprocess(Image.open(io.BytesIO(model.upload)), model.manifest)
+        labels["keras"] = model.manifest.labels[top1(keras_model.predict(x, verbose=0)[0], model.manifest)[0]]
+    return labels
+
+
+def served_copy(package_dir: Path, model: BenchModel) -> Path:
+    """A model directory holding only ``model`` (from the package), so each server loads one model."""
+    target = BENCH_BUILD / "served" / model.name
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(package_dir / "models_onnx" / model.directory.name, target / model.directory.name)
+    return target
+
+
+def run(args: argparse.Namespace) -> dict:
+    base = args.package
+    size_report = json.loads((base / "size-report.json").read_text())
+    package_dir, server_dir = base / "package", base / "server"
+    python = find_python(size_report["python_version"])
+    if python is None or not server_dir.is_dir():
+        raise SystemExit(f"need Python {size_report['python_version']} and {server_dir} (make package)")
+    model_dirs = args.model or [
+        d for d in default_model_dirs() if (package_dir / "models_onnx" / d.name).is_dir()
+    ]
+    models = discover(model_dirs, build_models=args.build_models, batch_size=args.batch)
+    runtime_bytes = size_report["unzipped_bytes"] - sum(size_report["models"].values())
+    server_bytes = tree_bytes(server_dir)
+    load_before = os.getloadavg()
+    results: dict = {"models": {}}
+    for model in models:
+        print(f"[{model.name}] expected predictions", flush=True)
+        expected = expected_labels(model)
+        served = served_copy(package_dir, model)
+        event_path = BENCH_BUILD / f"{model.name}.event.json"
+        event_path.write_text(json.dumps(multipart_event(model.name, model.upload, model.upload_name)))
+        launches = [
+            cold_start.lambda_launch(python, package_dir, served, event_path),
+            cold_start.uvicorn_launch(python, package_dir, server_dir, served, model.name),
+        ]
+        if model.keras_path is not None and not args.skip_baseline:
+            launches.append(cold_start.baseline_launch(model.keras_path, model.directory / MANIFEST_FILENAME))
+        want = {
+            "lambda": expected["onnx_int8"],
+            "uvicorn": expected["onnx_int8"],
+            "tf_baseline": expected.get("keras", ""),
+        }
+        series = {launch.variant: [] for launch in launches}
+        for round_ in range(args.runs + 1):  # round 0 warms the page cache and is discarded
+            for launch in launches:
+                sample = cold_start.run_once(
+                    launch, model.upload, model.upload_name, want[launch.variant], free_port()
+                )
+                print(
+                    f"[{model.name}] cold {launch.variant} run {round_}: {sample.seconds:.3f} s", flush=True
+                )
+                if round_:
+                    series[launch.variant].append(sample)
+        model_bytes = size_report["models"].get(model.name, tree_bytes(model.directory))
+        installed = {
+            "lambda": runtime_bytes + model_bytes,
+            "uvicorn": runtime_bytes + server_bytes + model_bytes,
+        }
+        if model.keras_path is not None:
+            installed["tf_baseline"] = baseline_bytes() + model.keras_path.stat().st_size
+        cold = {
+            variant: {
+                "p50_s": percentile([s.seconds for s in samples], 50),
+                "p90_s": percentile([s.seconds for s in samples], 90),
+                "runs_s": [round(s.seconds, 4) for s in samples],
+                "peak_rss_mb": percentile([s.peak_rss_bytes for s in samples], 50) / 1e6,
+                "installed_mb": installed[variant] / 1e6,
+            }
+            for variant, samples in series.items()
+        }
+
+        print(f"[{model.name}] warm in-process", flush=True)
+        timings = warm.run_model(model, args.repeats, args.batch_repeats)
+
+        print(f"[{model.name}] HTTP latency", flush=True)
+        http = {}
+        for launch in launches[1:]:
+            port = free_port()
+            process = http_latency.serve(launch, port)
+            try:
+                latency = http_latency.measure(
+                    f"http://127.0.0.1:{port}{launch.predict_path}",
+                    model.upload,
+                    model.upload_name,
+                    args.requests,
+                )
+            finally:
+                http_latency.stop(process)
+            http[launch.variant] = asdict(latency)
+
+        results["models"][model.name] = {
+            "upload": model.upload_name,
+            "keras_model": model.keras_note,
+            "expected": expected,
+            "cold_start": cold,
+            "warm": {name: asdict(t) for name, t in timings.items()},
+            "http": http,
+        }
+    results["meta"] = {
+        "date": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "command": "make bench  # python -m benchmarks " + " ".join(sys.argv[1:]),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs ({available_cpus()} usable), "
+        f"{platform.platform()}",
+        "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+        "runs": args.runs,
+        "requests": args.requests,
+        "repeats": args.repeats,
+        "batch": args.batch,
+        "lambda_python": python,
+        "baseline_python": sys.executable,
+        "package": {k: size_report[k] for k in ("zip", "zipped_bytes", "unzipped_bytes", "models", "arch")},
+        "package_target_bytes": TARGET_UNZIPPED_BYTES,
+    }
+    results["targets"] = report.targets(results, COLD_TARGET_S, COLD_TARGET_DEFAULT_S, SPEEDUP_TARGET)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        action="append",
+        metavar="DIR",
+        help="model directory (manifest.json + int8 .onnx); repeatable "
+        "(default: every models_onnx/* that is in the package)",
+    )
+    parser.add_argument(
+        "--package",
+        type=Path,
+        default=DEFAULT_OUT / "x86_64",
+        help="package build directory (with package/, server/, size-report.json)",
+    )
+    parser.add_argument(
+        "--build-models",
+        type=Path,
+        default=BUILD_MODELS,
+        help="where <name>/<name>.keras and .fp32.onnx are (python -m convert --out)",
+    )
+    parser.add_argument("--runs", type=int, default=5, help="cold starts per variant and model")
+    parser.add_argument("--requests", type=int, default=200, help="HTTP requests per model and server")
+    parser.add_argument("--repeats", type=int, default=200, help="warm batch-1 calls per format")
+    parser.add_argument("--batch", type=int, default=32, help="the larger batch size")
+    parser.add_argument("--batch-repeats", type=int, default=10)
+    parser.add_argument("--skip-baseline", action="store_true", help="no TensorFlow runs")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    results = run(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    chart = report.chart(results, args.out / "chart.png")
+    table = report.markdown(
+        results, chart.relative_to(README.parent) if chart.is_relative_to(README.parent) else chart
+    )
+    (args.out / "results.md").write_text(table)
+    if args.out.resolve() == RESULTS.resolve():
+        report.update_readme(README, table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

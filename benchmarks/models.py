@@ -1,0 +1,137 @@
+"""The models to benchmark and their real inputs, found from the served model directories.
+
+For each model directory (``manifest.json`` + int8 ``.onnx``), the build directory
+``build/models/<name>/`` may hold the fp32 ONNX file and the Keras model it was converted from.
+``keras.applications`` models converted with random weights have no saved Keras file; the
+same architecture is rebuilt (random weights, same input and cost) and saved once under
+``build/bench/keras/`` so the baseline server can load it the way a tutorial app does.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from service.manifest import MANIFEST_FILENAME, ImageNetPreprocessing, Manifest
+from service.preprocessing import preprocess
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
+MNIST_NPZ = SHARED_DATA / "mnist" / "mnist.npz"
+PHOTOS = SHARED_DATA / "cats_vs_dogs"
+BUILD_MODELS = PROJECT_ROOT / "build" / "models"
+BENCH_BUILD = PROJECT_ROOT / "build" / "bench"
+
+
+@dataclass(frozen=True)
+class BenchModel:
+    """One model under test.
+
+    ``upload``: a real JPEG as a user would send it; ``batch``: float32 model inputs of real
+    images, preprocessed by the service's own code, shape (N, H, W, C) for NHWC models.
+    """
+
+    name: str
+    directory: Path
+    manifest: Manifest
+    int8_path: Path
+    fp32_path: Path | None
+    keras_path: Path | None
+    keras_note: str
+    upload: bytes
+    upload_name: str
+    batch: np.ndarray
+
+
+def discover(
+    model_dirs: list[Path], build_models: Path = BUILD_MODELS, batch_size: int = 32
+) -> list[BenchModel]:
+    """A ``BenchModel`` per directory, with the inputs its preprocessing expects."""
+    models = []
+    for directory in model_dirs:
+        manifest = Manifest.model_validate_json((directory / MANIFEST_FILENAME).read_bytes())
+        build_dir = build_models / directory.name
+        fp32 = build_dir / f"{manifest.name}.fp32.onnx"
+        keras_path, note = _keras_model(manifest, build_dir)
+        if isinstance(manifest.preprocessing, ImageNetPreprocessing):
+            upload_name, upload, images = _photos(batch_size)
+        else:
+            upload_name, upload, images = _digits(batch_size)
+        batch = np.concatenate([preprocess(image, manifest) for image in images])
+        models.append(
+            BenchModel(
+                name=manifest.name,
+                directory=directory,
+                manifest=manifest,
+                int8_path=directory / manifest.file,
+                fp32_path=fp32 if fp32.is_file() else None,
+                keras_path=keras_path,
+                keras_note=note,
+                upload=upload,
+                upload_name=upload_name,
+                batch=batch,
+            )
+        )
+    return models
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def _digits(count: int) -> tuple[str, bytes, list[Image.Image]]:
+    """MNIST test digits: the first one as a JPEG upload, ``count`` of them as images."""
+    with np.load(MNIST_NPZ) as data:
+        digits = data["x_test"][:count]
+    images = [Image.fromarray(d) for d in digits]
+    return "mnist_test_0.jpg", _jpeg(images[0]), images
+
+
+def _photos(count: int) -> tuple[str, bytes, list[Image.Image]]:
+    """Real photos (cats and dogs, original JPEG files); the first cat is the upload."""
+    cats = sorted((PHOTOS / "cats").glob("*.jpg"))[: count // 2]
+    dogs = sorted((PHOTOS / "dogs").glob("*.jpg"))[: count - len(cats)]
+    images = [Image.open(p).convert("RGB") for p in cats + dogs]
+    return cats[0].name, cats[0].read_bytes(), images
+
+
+def _keras_model(manifest: Manifest, build_dir: Path) -> tuple[Path | None, str]:
+    saved = build_dir / f"{manifest.name}.keras"
+    if saved.is_file():
+        return saved, "the Keras model the ONNX files were converted from"
+    rebuilt = BENCH_BUILD / "keras" / f"{manifest.name}.keras"
+    if rebuilt.is_file():
+        return rebuilt, "keras.applications architecture, random weights (speed only)"
+    architecture = _keras_application(manifest.name)
+    if architecture is None:
+        return None, "no Keras model found: baseline not measured"
+    import keras  # only here: the benchmark parent needs TensorFlow for the warm runs anyway
+
+    constructor, alpha = architecture
+    keras.utils.set_random_seed(0)
+    kwargs = {"alpha": alpha} if alpha is not None else {}
+    model = getattr(keras.applications, constructor)(weights=None, **kwargs)
+    rebuilt.parent.mkdir(parents=True, exist_ok=True)
+    model.save(rebuilt)
+    return rebuilt, "keras.applications architecture, random weights (speed only)"
+
+
+def _keras_application(name: str) -> tuple[str, float | None] | None:
+    """(constructor, alpha) for a model named like convert's keras-app default ``arch[_alpha]``."""
+    from convert.keras_apps import ARCHITECTURES
+
+    if name in ARCHITECTURES:
+        return ARCHITECTURES[name].constructor, None
+    base, _, suffix = name.rpartition("_")
+    try:
+        alpha = float(suffix)
+    except ValueError:
+        return None
+    return (ARCHITECTURES[base].constructor, alpha) if base in ARCHITECTURES else None

@@ -1,0 +1,168 @@
+"""Turn benchmark results into the target check, a markdown table and a PNG chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+VARIANTS = ("lambda", "uvicorn", "tf_baseline")
+FORMATS = ("onnx_int8", "onnx_fp32", "keras_call", "keras_predict")
+
+
+def _ratio(slow: float | None, fast: float | None) -> float | None:
+    return slow / fast if slow and fast else None
+
+
+def targets(
+    results: dict, cold_target_s: dict[str, float], cold_default_s: float, speedup: float
+) -> list[dict]:
+    """One row per target: what was measured, the limit, and whether it is met."""
+    rows = []
+    for name, model in results["models"].items():
+        cold = model["cold_start"]
+        limit = cold_target_s.get(name, cold_default_s)
+        baseline = cold.get("tf_baseline", {}).get("p50_s")
+        for variant in ("lambda", "uvicorn"):
+            p50 = cold[variant]["p50_s"]
+            rows.append(
+                {
+                    "target": f"{name}: {variant} spawn -> first prediction p50 <= {limit} s",
+                    "measured": f"{p50:.3f} s",
+                    "met": p50 <= limit,
+                }
+            )
+            ratio = _ratio(baseline, p50)
+            rows.append(
+                {
+                    "target": f"{name}: {variant} >= {speedup:.0f}x faster cold start than TF",
+                    "measured": f"{ratio:.1f}x" if ratio else "no baseline",
+                    "met": bool(ratio and ratio >= speedup),
+                }
+            )
+    package = results["meta"]["package"]
+    limit_mb = results["meta"]["package_target_bytes"] / 1e6
+    rows.append(
+        {
+            "target": f"Lambda package <= {limit_mb:.0f} MB unzipped with the int8 models",
+            "measured": f"{package['unzipped_bytes'] / 1e6:.1f} MB ({', '.join(package['models'])})",
+            "met": package["unzipped_bytes"] <= results["meta"]["package_target_bytes"],
+        }
+    )
+    return rows
+
+
+def markdown(results: dict, chart_path: Path | str) -> str:
+    meta = results["meta"]
+    lines = [
+        f"Measured {meta['date']} on {meta['machine']}; load average {meta['load_average_before_after'][0]} "
+        f"before, {meta['load_average_before_after'][1]} after (the cores are shared: treat small "
+        "differences as noise). Command: `make bench`.",
+        "",
+        "### Targets",
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |" for t in results["targets"]
+    ]
+    lines += [
+        "",
+        f"### Cold start: spawn -> first correct prediction ({meta['runs']} fresh processes each)",
+        "",
+        "| model | variant | p50 s | p90 s | vs TF (p50) | peak RSS MB | installed MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, model in results["models"].items():
+        baseline = model["cold_start"].get("tf_baseline", {}).get("p50_s")
+        for variant in VARIANTS:
+            c = model["cold_start"].get(variant)
+            if c is None:
+                continue
+            ratio = _ratio(baseline, c["p50_s"])
+            lines.append(
+                f"| {name} | {variant} | {c['p50_s']:.3f} | {c['p90_s']:.3f} | "
+                f"{f'{ratio:.1f}x' if ratio else '-'} | {c['peak_rss_mb']:.0f} | {c['installed_mb']:.0f} |"
+            )
+    lines += [
+        "",
+        f"### Warm in-process inference (real images; batch {meta['batch']} for the batched column)",
+        "",
+        "| model | format | per-image p50 ms | p99 ms | images/s batch 1 | images/s batch "
+        f"{meta['batch']} | int8 speedup (p50) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, model in results["models"].items():
+        int8 = model["warm"]["onnx_int8"]["per_image_p50_ms"]
+        for fmt in FORMATS:
+            w = model["warm"].get(fmt)
+            if w is None:
+                continue
+            ratio = _ratio(w["per_image_p50_ms"], int8)
+            lines.append(
+                f"| {name} | {fmt} | {w['per_image_p50_ms']:.2f} | {w['per_image_p99_ms']:.2f} | "
+                f"{w['throughput_batch1']:.0f} | {w['throughput_batch']:.0f} | {ratio:.1f}x |"
+            )
+    lines += [
+        "",
+        f"### HTTP end to end: one real JPEG upload, {meta['requests']} sequential requests",
+        "",
+        "| model | server | p50 ms | p99 ms | vs TF (p50) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, model in results["models"].items():
+        baseline = model["http"].get("tf_baseline", {}).get("p50_ms")
+        for server, h in model["http"].items():
+            ratio = _ratio(baseline, h["p50_ms"])
+            lines.append(
+                f"| {name} | {server} | {h['p50_ms']:.2f} | {h['p99_ms']:.2f} | "
+                f"{f'{ratio:.1f}x' if ratio else '-'} |"
+            )
+    notes = [
+        f"- {name}: baseline Keras model = {m['keras_model']}; upload `{m['upload']}`"
+        for name, m in results["models"].items()
+    ]
+    lines += ["", *notes, "", f"![benchmark chart]({chart_path})", ""]
+    return "\n".join(lines)
+
+
+def chart(results: dict, path: Path) -> Path:
+    """Three panels: cold start p50, warm per-image p50, HTTP p50; log scale, per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(results["models"])
+    panels = [
+        ("Cold start p50 (s)", VARIANTS, lambda m, k: m["cold_start"].get(k, {}).get("p50_s")),
+        ("Warm per-image p50 (ms)", FORMATS[:3], lambda m, k: m["warm"].get(k, {}).get("per_image_p50_ms")),
+        ("HTTP p50 (ms)", ("uvicorn", "tf_baseline"), lambda m, k: m["http"].get(k, {}).get("p50_ms")),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    x = np.arange(len(names))
+    for ax, (title, keys, get) in zip(axes, panels, strict=True):
+        width = 0.8 / len(keys)
+        for i, key in enumerate(keys):
+            values = [get(results["models"][n], key) or 0.0 for n in names]
+            bars = ax.bar(x + (i - (len(keys) - 1) / 2) * width, values, width, label=key)
+            ax.bar_label(bars, fmt="%.3g", fontsize=7, padding=1)
+        ax.set_title(title)
+        ax.set_xticks(x, names)
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    fig.suptitle("edge-infer (ONNX Runtime int8) vs TensorFlow/Keras baseline; lower is better")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def update_readme(readme: Path, table: str) -> None:
+    """Replace the text between the results markers in ``readme`` with ``table``."""
+    text = readme.read_text()
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    readme.write_text(f"{head}{START}\n{table}\n{END}{tail}")
