@@ -8,6 +8,8 @@ from pathlib import Path
 
 from service.config import DEFAULT_MODEL_DIR, PROJECT_ROOT
 
+from . import seed_cli
+
 DEFAULT_BUILD_DIR = PROJECT_ROOT / "build" / "models"
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
@@ -32,16 +34,20 @@ def main(argv: list[str] | None = None) -> int:
     mnist.add_argument("--out", type=Path, default=DEFAULT_BUILD_DIR / "mnist")
     mnist.add_argument("--publish", type=Path, default=None, metavar="MODEL_DIR",
                        help=f"copy the int8 model + manifest into MODEL_DIR/mnist (e.g. {DEFAULT_MODEL_DIR})")
-    mnist.add_argument("--epochs", type=int, default=6)
+    mnist.add_argument("--epochs", type=int, default=10)
     mnist.add_argument("--train-limit", type=int, default=0, help="first N training images (0 = all)")
     mnist.add_argument("--test-limit", type=int, default=0, help="first N test images (0 = all)")
-    mnist.add_argument("--calibration-images", type=int, default=1000)
+    mnist.add_argument("--calibration-images", type=int, default=1024)
     mnist.add_argument("--seed", type=int, default=1234)
     mnist.add_argument("--version", default="1.0.0")
+    seed_cli.add_parsers(commands)  # keras-app, cats-vs-dogs
 
     args = parser.parse_args(argv)
+    if args.command in seed_cli.COMMANDS:
+        seed_cli.run(args)
     if args.command == "mnist":
-        from . import artifacts, mnist as mnist_model
+        from . import artifacts
+        from . import mnist as mnist_model
 
         build_dir = mnist_model.build(
             mnist_model.MnistOptions(

@@ -11,6 +11,10 @@ from onnxruntime.quantization import CalibrationDataReader
 class ArrayCalibrationReader(CalibrationDataReader):
     """Feeds preprocessed images, ``batch_size`` at a time, to the calibrator; rewindable.
 
+    Every batch has the same size (a ragged remainder is dropped; ``len(reader.images)`` is the
+    count used): ONNX Runtime's histogram calibrators (entropy, percentile) stack the batches
+    and fail on a short last one.
+
     Args:
         images: float32 array (N, ...) already preprocessed exactly as the service will.
         input_name: the model's input name (read from the model, not hard-coded).
@@ -20,7 +24,8 @@ class ArrayCalibrationReader(CalibrationDataReader):
     def __init__(self, images: np.ndarray, input_name: str, batch_size: int = 32) -> None:
         if images.dtype != np.float32 or images.ndim < 2 or len(images) == 0:
             raise ValueError(f"need a non-empty float32 batch array, got {images.dtype} {images.shape}")
-        self.images = images
+        batch_size = min(batch_size, len(images))
+        self.images = images[: len(images) // batch_size * batch_size]
         self.input_name = input_name
         self.batch_size = batch_size
         self._batches: Iterator[dict[str, np.ndarray]] = iter(())

@@ -24,7 +24,7 @@ def quick_build(tmp_path_factory):
         sys.executable, "-m", "convert", "mnist",
         "--data", str(MNIST_NPZ), "--out", str(out), "--publish", str(published),
         "--train-limit", "4000", "--test-limit", "1000", "--epochs", "3",
-        "--calibration-images", "200",
+        "--calibration-images", "200",  # 6 batches of 32 are used
     ]  # fmt: skip
     result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -66,7 +66,7 @@ def test_manifest_records_parity_accuracy_and_provenance(quick_build):
     # Chance is 0.1; three short epochs on 4,000 digits land far above it.
     assert metrics["accuracy_onnx_int8"] >= 0.8
     assert abs(metrics["accuracy_onnx_int8"] - metrics["accuracy_keras_fp32"]) <= 0.02
-    assert manifest.quantization["per_channel"] is True and manifest.quantization["calibration_images"] == 200
+    assert manifest.quantization["format"] == "QDQ" and manifest.quantization["calibration_images"] == 192
     assert {"tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime"} <= set(manifest.tools)
     json.loads((out / "manifest.json").read_text())
 
