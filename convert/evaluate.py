@@ -19,7 +19,9 @@ def onnx_session(path: Path, threads: int = 0) -> ort.InferenceSession:
 def onnx_predict(session: ort.InferenceSession, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Model outputs for float32 ``images`` (N, ...), run in batches; float32 (N, classes)."""
     name = session.get_inputs()[0].name
-    outputs = [session.run(None, {name: images[i : i + batch_size]})[0] for i in range(0, len(images), batch_size)]
+    outputs = [
+        session.run(None, {name: images[i : i + batch_size]})[0] for i in range(0, len(images), batch_size)
+    ]
     return np.concatenate(outputs)
 
 

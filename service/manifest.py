@@ -88,9 +88,7 @@ class ImageNetPreprocessing(_Frozen):
     resample: Resample = "bilinear"
 
 
-Preprocessing = Annotated[
-    MnistDigitPreprocessing | ImageNetPreprocessing, Field(discriminator="kind")
-]
+Preprocessing = Annotated[MnistDigitPreprocessing | ImageNetPreprocessing, Field(discriminator="kind")]
 
 
 class Manifest(_Frozen):

@@ -117,7 +117,9 @@ def load_registry(model_dir: Path, intra_op_threads: int) -> ModelRegistry:
             )
             continue
         if model.name in registry.ready:
-            reason = f"duplicate model name {model.name!r} (also in {registry.ready[model.name].path.parent.name})"
+            reason = (
+                f"duplicate model name {model.name!r} (also in {registry.ready[model.name].path.parent.name})"
+            )
             registry.unavailable[fallback_name] = UnavailableModel(fallback_name, reason)
             continue
         registry.ready[model.name] = model
