@@ -53,7 +53,7 @@ def _ink_map(image: Image.Image) -> np.ndarray:
             # Drawn on a transparent canvas: composite over a background that contrasts with
             # the ink's own colour, so both black-on-transparent and white-on-transparent work.
             opaque = alpha > 0.5
-            ink_is_dark = not opaque.any() or float(luminance[opaque].mean()) < 0.5
+            ink_is_dark = _ink_is_dark(luminance, opaque)
             background = 1.0 if ink_is_dark else 0.0
             gray = luminance * alpha + background * (1.0 - alpha)
         else:
@@ -71,6 +71,24 @@ def _ink_map(image: Image.Image) -> np.ndarray:
     ink /= peak
     ink[ink < NOISE_FLOOR] = 0.0
     return ink
+
+
+def _ink_is_dark(luminance: np.ndarray, opaque: np.ndarray) -> bool:
+    """Whether the opaque strokes are dark ink (True) or light ink (False).
+
+    Colour-keyed transparency (a palette index or tRNS colour) keeps the real background colour
+    under the transparent pixels, and anti-aliased strokes then fade towards it: a thin dark
+    stroke can average ~0.5. So when the hidden colour clearly differs from the strokes, the
+    ink is whichever side of it the strokes are; otherwise the strokes' mean decides.
+    """
+    if not opaque.any():
+        return True
+    ink = float(luminance[opaque].mean())
+    if not opaque.all():
+        hidden = float(np.median(luminance[~opaque]))
+        if abs(ink - hidden) > 0.25:
+            return ink < hidden
+    return ink < 0.5
 
 
 def _fit_box(crop: np.ndarray, box: int, resample: Image.Resampling) -> np.ndarray:
