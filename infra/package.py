@@ -5,7 +5,8 @@
 Steps: the runtime's locked wheels for the Lambda Python runtime and platform
 (``infra.requirements``), trimmed (``infra.trim``); ``service/`` and the selected models (each a
 directory with ``manifest.json`` and the ``.onnx`` it names) at the root, as Lambda's
-``/var/task`` expects; everything compiled to ``.pyc`` by an interpreter of the target version
+``/var/task`` expects, with ONNX Runtime's graph optimizations pre-applied (``infra.optimize``);
+everything compiled to ``.pyc`` by an interpreter of the target version
 (``/var/task`` is read-only, so without them every cold start compiles from source); then a zip
 with sorted entries and fixed timestamps, so the same inputs give the same bytes.
 
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from service.manifest import MANIFEST_FILENAME, Manifest
 
+from .optimize import can_optimize_for, optimize_model_dir
 from .requirements import PROJECT_ROOT, install_wheels, locked_requirements
 from .trim import RULES, tree_size, trim
 
@@ -184,12 +186,15 @@ def build(
     python_version: str = DEFAULT_PYTHON_VERSION,
     python: str | None = None,
     server: bool = False,
+    optimize: bool = True,
 ) -> BuildResult:
     """Build the package tree, zip and size report for ``arch``; see the module docstring.
 
     Args:
         python: interpreter used to compile .pyc; found by ``find_python`` when None. Without
             one of ``python_version`` (a cross-version build) the package ships without .pyc.
+        optimize: save the models with ONNX Runtime's extended optimizations applied, when the
+            build machine can (``infra.optimize.can_optimize_for``).
 
     Raises:
         subprocess.CalledProcessError: uv could not export the lock or install a wheel (e.g.
@@ -201,12 +206,21 @@ def build(
     for stale in (package_dir, base / "server"):
         if stale.exists():
             shutil.rmtree(stale)
-    install_wheels(locked_requirements(), package_dir, python_version, platform)
+    requirements = locked_requirements()
+    install_wheels(requirements, package_dir, python_version, platform)
     removed = trim(package_dir, RULES)
     copy_service(package_dir)
-    models = copy_models(
-        default_model_dirs() if model_dirs is None else model_dirs, package_dir / "models_onnx"
+    models_root = package_dir / "models_onnx"
+    copy_models(default_model_dirs() if model_dirs is None else model_dirs, models_root)
+    pinned_ort = next(
+        r.split("==")[1].split(";")[0].strip() for r in requirements if r.startswith("onnxruntime==")
     )
+    why_not = "disabled (--no-optimize)" if not optimize else can_optimize_for(arch, pinned_ort)
+    optimization = {
+        d.name: optimize_model_dir(d) if why_not is None else {"optimized": False, "reason": why_not}
+        for d in sorted(p.parent for p in models_root.glob(f"*/{MANIFEST_FILENAME}"))
+    }
+    models = {name: tree_size(models_root / name) for name in optimization}
     if server:
         runtime = set(locked_requirements())
         extra = [r for r in locked_requirements(("server",)) if r not in runtime]
@@ -221,7 +235,13 @@ def build(
         print(f"warning: no Python {python_version} found; package ships without .pyc", file=sys.stderr)
     zip_path = base / f"edge-infer-{arch}.zip"
     write_zip(package_dir, zip_path)
-    meta = {"arch": arch, "platform": platform, "python_version": python_version, "pyc_compiled_with": python}
+    meta = {
+        "arch": arch,
+        "platform": platform,
+        "python_version": python_version,
+        "pyc_compiled_with": python,
+        "model_optimization": optimization,
+    }
     report = size_report(package_dir, zip_path, models, removed, meta)
     (base / "size-report.json").write_text(json.dumps(report, indent=2) + "\n")
     return BuildResult(package_dir=package_dir, zip_path=zip_path, report=report)
@@ -271,10 +291,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--server", action="store_true", help="also install uvicorn into <out>/<arch>/server/"
     )
+    parser.add_argument(
+        "--no-optimize",
+        action="store_true",
+        help="ship the model files as they are (no ONNX Runtime offline optimization)",
+    )
     args = parser.parse_args(argv)
     status = 0
     for arch in args.arch or ["x86_64"]:
-        result = build(args.out, arch, args.models, args.python_version, args.python, args.server)
+        result = build(
+            args.out,
+            arch,
+            args.models,
+            args.python_version,
+            args.python,
+            args.server,
+            optimize=not args.no_optimize,
+        )
         print(format_report(result.report))
         if not result.within_limit:
             print(f"error: {result.zip_path.name} is over Lambda's unzipped limit", file=sys.stderr)

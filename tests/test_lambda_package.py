@@ -95,6 +95,14 @@ def test_package_holds_service_models_and_compiled_modules_but_no_trimmed_files(
     tag = "cpython-" + package.python.version.replace(".", "")
     assert list((root / "service" / "__pycache__").glob(f"lambda_handler.{tag}.pyc"))
     assert {rule.pattern for rule in RULES} == package.build.report["trimmed_bytes"].keys()
+    # The model ships with ONNX Runtime's extended optimizations applied, same outputs.
+    optimization = package.build.report["model_optimization"]["mnist"]
+    assert optimization["optimized"] is True and optimization["max_output_delta"] <= 1e-5
+    manifest = json.loads((root / "models_onnx" / "mnist" / "manifest.json").read_text())
+    assert (
+        manifest["file"].endswith(".ort-opt.onnx")
+        and (root / "models_onnx" / "mnist" / manifest["file"]).is_file()
+    )
 
 
 def test_http_api_and_rest_api_events_predict_like_the_server(
