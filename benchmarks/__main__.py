@@ -140,6 +140,11 @@ def run(args: argparse.Namespace) -> dict:
                 "p50_s": percentile([s.seconds for s in samples], 50),
                 "p90_s": percentile([s.seconds for s in samples], 90),
                 "runs_s": [round(s.seconds, 4) for s in samples],
+                "cpu_p50_s": percentile([s.cpu_seconds for s in samples], 50),
+                "phases_p50_s": {
+                    phase: percentile([s.phases_s[phase] for s in samples], 50)
+                    for phase in samples[0].phases_s
+                },
                 "peak_rss_mb": percentile([s.peak_rss_bytes for s in samples], 50) / 1e6,
                 "installed_mb": installed[variant] / 1e6,
             }

@@ -45,8 +45,14 @@ class Launch:
 
 @dataclass
 class Sample:
+    """One cold start: wall seconds to the first correct answer, the process's peak RSS and
+    CPU seconds by then (less sensitive than wall time to other load on shared cores), and for
+    the Lambda child the seconds of each phase after the interpreter started."""
+
     seconds: float
     peak_rss_bytes: int
+    cpu_seconds: float
+    phases_s: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -96,7 +102,7 @@ def _run_lambda(launch: Launch, expected: str, timeout: float) -> Sample:
     body = json.loads(result["response"]["body"])
     if result["response"]["statusCode"] != 200 or body.get("prediction") != expected:
         raise RuntimeError(f"lambda child answered {result['response']} (expected {expected!r})")
-    return Sample(elapsed, result["peak_rss_bytes"])
+    return Sample(elapsed, result["peak_rss_bytes"], result["cpu_seconds"], result["phases_s"])
 
 
 def _run_http(
@@ -129,7 +135,7 @@ def _run_http(
                 f"{launch.variant} answered {response.status_code} {response.text[:300]}"
                 f" (expected {expected!r})"
             )
-        return Sample(elapsed, _peak_rss(process.pid))
+        return Sample(elapsed, _peak_rss(process.pid), _cpu_seconds(process.pid))
     finally:
         process.terminate()
         try:
@@ -145,6 +151,12 @@ def _peak_rss(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of the process so far (/proc/<pid>/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def lambda_launch(python: str, task_root: Path, model_dir: Path, event_path: Path) -> Launch:

@@ -1,21 +1,31 @@
 """Child process of the cold-start benchmark: import the packaged handler, invoke it once.
 
 Run as ``python -I -S lambda_cold.py TASK_ROOT EVENT_JSON RESULT_FD``: the interpreter sees
-only the package (as ``/var/task``), like a Lambda cold start. The response and this process's
-peak RSS are written as one JSON line to file descriptor RESULT_FD (stdout carries the
-service's logs). Standalone on purpose: nothing from the project is importable here.
+only the package (as ``/var/task``), like a Lambda cold start. The response, this process's
+peak RSS, CPU time and the time of each phase (imports; init = building the app and loading
+the models; the first invocation) are written as one JSON line to file descriptor RESULT_FD
+(stdout carries the service's logs). Standalone on purpose: nothing from the project is importable here.
 """
 
-import json
-import os
-import sys
+import time
+
+started = time.perf_counter()  # the interpreter is up: everything before is Python's own start
+
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
 
 task_root, event_path, result_fd = sys.argv[1], sys.argv[2], int(sys.argv[3])
 sys.path.insert(0, task_root)
 with open(event_path) as f:
     event = json.load(f)
 
-from service.lambda_handler import handler  # noqa: E402 - the import is what is measured
+import service.app  # noqa: E402,F401 - the imports: FastAPI, pydantic, ONNX Runtime, numpy, Pillow
+
+imported = time.perf_counter()
+from service.lambda_handler import handler  # noqa: E402 - builds the app, loads the models
+
+initialised = time.perf_counter()
 
 
 class Context:
@@ -29,9 +39,21 @@ class Context:
 
 
 response = handler(event, Context())
+answered = time.perf_counter()
+cpu = os.times()
 # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over execve, so it would report the
 # (large) benchmark parent that forked this process.
 with open("/proc/self/status") as status:
     peak_kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
 with os.fdopen(result_fd, "w") as out:
-    out.write(json.dumps({"response": response, "peak_rss_bytes": peak_kib * 1024}) + "\n")
+    result = {
+        "response": response,
+        "peak_rss_bytes": peak_kib * 1024,
+        "cpu_seconds": cpu.user + cpu.system,
+        "phases_s": {
+            "imports": imported - started,
+            "init": initialised - imported,
+            "first_invoke": answered - initialised,
+        },
+    }
+    out.write(json.dumps(result) + "\n")

@@ -70,8 +70,8 @@ def markdown(results: dict, chart_path: Path | str) -> str:
         "",
         f"### Cold start: spawn -> first correct prediction ({meta['runs']} fresh processes each)",
         "",
-        "| model | variant | p50 s | p90 s | vs TF (p50) | peak RSS MB | installed MB |",
-        "|---|---|---|---|---|---|---|",
+        "| model | variant | p50 s | p90 s | vs TF (p50) | CPU s (p50) | peak RSS MB | installed MB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, model in results["models"].items():
         baseline = model["cold_start"].get("tf_baseline", {}).get("p50_s")
@@ -82,8 +82,26 @@ def markdown(results: dict, chart_path: Path | str) -> str:
             ratio = _ratio(baseline, c["p50_s"])
             lines.append(
                 f"| {name} | {variant} | {c['p50_s']:.3f} | {c['p90_s']:.3f} | "
-                f"{f'{ratio:.1f}x' if ratio else '-'} | {c['peak_rss_mb']:.0f} | {c['installed_mb']:.0f} |"
+                f"{f'{ratio:.1f}x' if ratio else '-'} | {c['cpu_p50_s']:.2f} | {c['peak_rss_mb']:.0f} | "
+                f"{c['installed_mb']:.0f} |"
             )
+    lines += [
+        "",
+        "Where the Lambda cold start goes (p50 s): Python's own start-up, then the imports "
+        "(FastAPI, pydantic, ONNX Runtime, numpy, Pillow), init (settings, the app, the model "
+        "sessions) and the first invocation (multipart parsing, decoding, the first ORT run).",
+        "",
+        "| model | interpreter start | imports | init | first invocation | total |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, model in results["models"].items():
+        c = model["cold_start"]["lambda"]
+        phases = c["phases_p50_s"]
+        start = c["p50_s"] - sum(phases.values())
+        lines.append(
+            f"| {name} | {start:.3f} | {phases['imports']:.3f} | {phases['init']:.3f} | "
+            f"{phases['first_invoke']:.3f} | {c['p50_s']:.3f} |"
+        )
     lines += [
         "",
         f"### Warm in-process inference (real images; batch {meta['batch']} for the batched column)",
