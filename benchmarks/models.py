@@ -2,9 +2,10 @@
 
 For each model directory (``manifest.json`` + int8 ``.onnx``), the build directory
 ``build/models/<name>/`` may hold the fp32 ONNX file and the Keras model it was converted from.
-``keras.applications`` models converted with random weights have no saved Keras file; the
-same architecture is rebuilt (random weights, same input and cost) and saved once under
-``build/bench/keras/`` so the baseline server can load it the way a tutorial app does.
+``keras.applications`` models converted with random weights have no saved Keras file (and a
+clean clone has no ``build/`` at all); the same architecture is then rebuilt (random weights,
+same input and cost) and saved once under ``build/bench/keras/`` so the baseline server can
+load it the way a tutorial app does. Results say which Keras model each baseline used.
 """
 
 from __future__ import annotations
@@ -108,19 +109,24 @@ def _keras_model(manifest: Manifest, build_dir: Path) -> tuple[Path | None, str]
         return saved, "the Keras model the ONNX files were converted from"
     rebuilt = BENCH_BUILD / "keras" / f"{manifest.name}.keras"
     if rebuilt.is_file():
-        return rebuilt, "keras.applications architecture, random weights (speed only)"
-    architecture = _keras_application(manifest.name)
-    if architecture is None:
-        return None, "no Keras model found: baseline not measured"
+        return rebuilt, "same architecture rebuilt, random weights (speed only)"
     import keras  # only here: the benchmark parent needs TensorFlow for the warm runs anyway
 
-    constructor, alpha = architecture
     keras.utils.set_random_seed(0)
-    kwargs = {"alpha": alpha} if alpha is not None else {}
-    model = getattr(keras.applications, constructor)(weights=None, **kwargs)
+    architecture = _keras_application(manifest.name)
+    if architecture is not None:
+        constructor, alpha = architecture
+        kwargs = {"alpha": alpha} if alpha is not None else {}
+        model = getattr(keras.applications, constructor)(weights=None, **kwargs)
+    elif manifest.name == "mnist":  # a clean clone has no build/: same CNN, untrained
+        from convert.mnist import build_cnn
+
+        model = build_cnn()
+    else:
+        return None, "no Keras model found: baseline not measured"
     rebuilt.parent.mkdir(parents=True, exist_ok=True)
     model.save(rebuilt)
-    return rebuilt, "keras.applications architecture, random weights (speed only)"
+    return rebuilt, "same architecture rebuilt, random weights (speed only)"
 
 
 def _keras_application(name: str) -> tuple[str, float | None] | None:

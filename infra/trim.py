@@ -33,6 +33,9 @@ RULES: tuple[Rule, ...] = (
     Rule("onnxruntime/transformers", "transformer-graph optimizer, an offline tool"),
     Rule("onnxruntime/quantization", "quantization is done by convert/ at build time, not serving"),
     Rule("onnxruntime/datasets", "sample models for the ORT docs"),
+    # 29 MB: the wheel also ships ORT's C API library for C/C++ callers. The Python extension
+    # has the runtime linked in: it neither links this file (readelf NEEDED) nor loads it.
+    Rule("onnxruntime/capi/libonnxruntime.so.*", "ORT's C API library; the Python module does not use it"),
     Rule("PIL/_avif.*.so", "AVIF codec: not an accepted upload format; the plugin tolerates its absence"),
     Rule("pillow.libs/libavif-*", "the AVIF codec's library (only PIL/_avif links it)"),
     Rule("PIL/_imagingft.*.so", "FreeType text rendering (ImageFont), never used to classify"),
