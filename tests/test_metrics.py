@@ -6,6 +6,7 @@ prometheus-client's own parser.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
 import httpx
@@ -32,8 +33,11 @@ def _value(samples: dict, name: str, **labels: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[support.RunningServer]:
-    with running_server() as running:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[support.RunningServer]:
+    # Only the digit model, so the exact label sets below do not depend on what else is bundled.
+    models = tmp_path_factory.mktemp("models")
+    shutil.copytree(support.BUNDLED_MODELS / "mnist", models / "mnist")
+    with running_server(models) as running:
         yield running
 
 

@@ -245,3 +245,33 @@ def test_errors_carry_no_stack_traces_or_paths(http: httpx.Client, method: str, 
     body = response.text
     for leak in ("Traceback", str(support.PROJECT_ROOT), "site-packages", ".py", "models_onnx"):
         assert leak not in body, body
+
+
+def test_unexpected_error_is_a_json_500_with_request_id_and_no_trace(capsys: pytest.CaptureFixture) -> None:
+    # The one place a route is added for the test: nothing in the service raises on purpose,
+    # and the middleware's last-resort handler must still be right when something does.
+    import asyncio
+
+    from service.app import create_app
+    from service.config import Settings
+    from service.registry import ModelRegistry
+
+    app = create_app(Settings(), ModelRegistry())
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internal state at /srv/models/x.onnx")
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.get("/boom", headers={"X-Request-ID": "boom-1"})
+
+    response = asyncio.run(call())
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal error"}
+    assert response.headers["x-request-id"] == "boom-1"
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    errors = [r for r in logged if r.get("request_id") == "boom-1" and r["level"] == "ERROR"]
+    assert any("secret internal state" in r.get("exception", "") for r in errors), "trace goes to the log"
+    assert any(r.get("status") == 500 for r in errors), "the access line records the 500"
