@@ -95,7 +95,9 @@ def run(args: argparse.Namespace) -> dict:
     model_dirs = args.model or [
         d for d in default_model_dirs() if (package_dir / "models_onnx" / d.name).is_dir()
     ]
-    models = discover(model_dirs, build_models=args.build_models, batch_size=args.batch)
+    models = discover(
+        model_dirs, build_models=tuple(args.build_models or [BUILD_MODELS]), batch_size=args.batch
+    )
     runtime_bytes = size_report["unzipped_bytes"] - sum(size_report["models"].values())
     server_bytes = tree_bytes(server_dir)
     load_before = os.getloadavg()
@@ -218,8 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--build-models",
         type=Path,
-        default=BUILD_MODELS,
-        help="where <name>/<name>.keras and .fp32.onnx are (python -m convert --out)",
+        action="append",
+        metavar="DIR",
+        help="where <name>/<name>.keras and .fp32.onnx are (python -m convert --out); repeatable "
+        "(default: build/models)",
     )
     parser.add_argument("--runs", type=int, default=5, help="cold starts per variant and model")
     parser.add_argument("--requests", type=int, default=200, help="HTTP requests per model and server")

@@ -50,13 +50,17 @@ class BenchModel:
 
 
 def discover(
-    model_dirs: list[Path], build_models: Path = BUILD_MODELS, batch_size: int = 32
+    model_dirs: list[Path], build_models: tuple[Path, ...] = (BUILD_MODELS,), batch_size: int = 32
 ) -> list[BenchModel]:
     """A ``BenchModel`` per directory, with the inputs its preprocessing expects."""
     models = []
     for directory in model_dirs:
         manifest = Manifest.model_validate_json((directory / MANIFEST_FILENAME).read_bytes())
-        build_dir = build_models / directory.name
+        # The first build root with this model's files; a model's own directory counts too.
+        roots = [root / directory.name for root in build_models] + [directory]
+        build_dir = next((r for r in roots if (r / f"{manifest.name}.keras").is_file()), None) or next(
+            (r for r in roots if (r / f"{manifest.name}.fp32.onnx").is_file()), roots[0]
+        )
         fp32 = build_dir / f"{manifest.name}.fp32.onnx"
         keras_path, note = _keras_model(manifest, build_dir)
         if isinstance(manifest.preprocessing, ImageNetPreprocessing):

@@ -106,9 +106,9 @@ def markdown(results: dict, chart_path: Path | str) -> str:
         "",
         f"### Warm in-process inference (real images; batch {meta['batch']} for the batched column)",
         "",
-        "| model | format | per-image p50 ms | p99 ms | images/s batch 1 | images/s batch "
+        "| model | format | calls | per-image p50 ms | p99 ms | images/s batch 1 | images/s batch "
         f"{meta['batch']} | int8 speedup (p50) |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, model in results["models"].items():
         int8 = model["warm"]["onnx_int8"]["per_image_p50_ms"]
@@ -118,22 +118,23 @@ def markdown(results: dict, chart_path: Path | str) -> str:
                 continue
             ratio = _ratio(w["per_image_p50_ms"], int8)
             lines.append(
-                f"| {name} | {fmt} | {w['per_image_p50_ms']:.2f} | {w['per_image_p99_ms']:.2f} | "
+                f"| {name} | {fmt} | {w['calls']} | {w['per_image_p50_ms']:.2f} | "
+                f"{w['per_image_p99_ms']:.2f} | "
                 f"{w['throughput_batch1']:.0f} | {w['throughput_batch']:.0f} | {ratio:.1f}x |"
             )
     lines += [
         "",
-        f"### HTTP end to end: one real JPEG upload, {meta['requests']} sequential requests",
+        f"### HTTP end to end: one real JPEG upload, up to {meta['requests']} sequential requests",
         "",
-        "| model | server | p50 ms | p99 ms | vs TF (p50) |",
-        "|---|---|---|---|---|",
+        "| model | server | requests | p50 ms | p99 ms | vs TF (p50) |",
+        "|---|---|---|---|---|---|",
     ]
     for name, model in results["models"].items():
         baseline = model["http"].get("tf_baseline", {}).get("p50_ms")
         for server, h in model["http"].items():
             ratio = _ratio(baseline, h["p50_ms"])
             lines.append(
-                f"| {name} | {server} | {h['p50_ms']:.2f} | {h['p99_ms']:.2f} | "
+                f"| {name} | {server} | {h['requests']} | {h['p50_ms']:.2f} | {h['p99_ms']:.2f} | "
                 f"{f'{ratio:.1f}x' if ratio else '-'} |"
             )
     notes = [

@@ -25,6 +25,7 @@ from .stats import percentile
 
 @dataclass
 class Timing:
+    calls: int  # batch-1 calls timed
     per_image_p50_ms: float
     per_image_p99_ms: float
     throughput_batch1: float  # images/s
@@ -32,11 +33,20 @@ class Timing:
     batch_size: int
 
 
+# Each measurement stops after this many seconds once it has MIN_CALLS samples, so slow
+# formats (Keras predict on ResNet50: ~0.3 s a call here) do not stretch the run to hours.
+TIME_BUDGET_S = 20.0
+MIN_CALLS = 10
+
+
 def _time_calls(run: Callable[[np.ndarray], object], inputs: list[np.ndarray], repeats: int) -> list[float]:
     for x in inputs[:3]:  # warm-up: first calls allocate and pick kernels
         run(x)
-    times = []
+    times: list[float] = []
+    deadline = time.perf_counter() + TIME_BUDGET_S
     for i in range(repeats):
+        if len(times) >= MIN_CALLS and time.perf_counter() > deadline:
+            break
         x = inputs[i % len(inputs)]
         start = time.perf_counter()
         run(x)
@@ -51,6 +61,7 @@ def measure(
     per_image = _time_calls(run, singles, repeats)
     batched = _time_calls(run, [batch], batch_repeats)
     return Timing(
+        calls=len(per_image),
         per_image_p50_ms=percentile(per_image, 50) * 1000,
         per_image_p99_ms=percentile(per_image, 99) * 1000,
         throughput_batch1=1.0 / float(np.mean(per_image)),
