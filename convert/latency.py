@@ -1,0 +1,57 @@
+"""Per-image latency of Keras vs ONNX fp32 vs ONNX int8, measured side by side in one run.
+
+The three engines are timed round-robin on the same images (batch of one), so background load
+on a shared machine hits all three alike. ONNX sessions use the service's own session options.
+These are indicative numbers for the conversion report; speed targets live in ``benchmarks/``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from service.config import available_cpus
+from service.registry import session_options
+
+
+def side_by_side(
+    model, fp32_path: Path, int8_path: Path, images: np.ndarray, runs: int = 30, warmup: int = 3
+) -> dict[str, float]:
+    """p50 / p90 milliseconds per image for each engine.
+
+    Args:
+        model: the Keras model (called directly, ``training=False``: no ``predict`` overhead).
+        fp32_path / int8_path: the ONNX models.
+        images: float32 (N, H, W, C) preprocessed inputs; image ``i % N`` is used in run ``i``.
+        runs: timed inferences per engine; warmup: untimed ones first.
+
+    Returns:
+        ``{"latency_ms_p50_keras": ..., "latency_ms_p90_onnx_int8": ..., "latency_threads": n}``.
+    """
+    options = session_options(available_cpus())
+    sessions = {
+        "onnx_fp32": ort.InferenceSession(str(fp32_path), options, providers=["CPUExecutionProvider"]),
+        "onnx_int8": ort.InferenceSession(str(int8_path), options, providers=["CPUExecutionProvider"]),
+    }
+    engines = {"keras": lambda x: np.asarray(model(x, training=False))}
+    for key, session in sessions.items():
+        name = session.get_inputs()[0].name
+        engines[key] = lambda x, s=session, n=name: s.run(None, {n: x})[0]
+    timings: dict[str, list[float]] = {key: [] for key in engines}
+    for i in range(warmup + runs):
+        x = images[i % len(images)][np.newaxis]
+        for key, run in engines.items():
+            started = time.perf_counter()
+            run(x)
+            if i >= warmup:
+                timings[key].append((time.perf_counter() - started) * 1000.0)
+    result: dict[str, float] = {}
+    for key, values in timings.items():
+        result[f"latency_ms_p50_{key}"] = round(float(np.percentile(values, 50)), 2)
+        result[f"latency_ms_p90_{key}"] = round(float(np.percentile(values, 90)), 2)
+    result["latency_runs"] = runs
+    result["latency_threads"] = available_cpus()
+    return result
