@@ -102,7 +102,9 @@ class RequestContext:
         if inference is not None:
             fields["inference_ms"] = round(inference * 1000.0, 3)
         level = logging.ERROR if status >= 500 else logging.INFO
-        access_log.log(level, "request", extra=fields)
+        # The message reads on its own in plain-text logs; JSON logs also get each field.
+        message = f"{scope['method']} {scope['path']} {status} {fields['duration_ms']} ms"
+        access_log.log(level, message, extra=fields)
         if self.metrics is not None:
             self.metrics.observe(
                 RequestRecord(method, route_label, status, seconds, model, inference)
