@@ -293,3 +293,19 @@ def test_unexpected_error_is_a_json_500_with_request_id_and_no_trace(capsys: pyt
     errors = [r for r in logged if r.get("request_id") == "boom-1" and r["level"] == "ERROR"]
     assert any("secret internal state" in r.get("exception", "") for r in errors), "trace goes to the log"
     assert any(r.get("status") == 500 for r in errors), "the access line records the 500"
+
+
+@pytest.mark.parametrize("kind", ["http_api_v2", "rest_api_v1"])
+def test_lambda_responses_carry_the_api_gateway_request_id(kind: str) -> None:
+    # On Lambda the id API Gateway already logs is reused, so its logs and ours join up.
+    from service.lambda_handler import handler
+
+    from .lambda_events import LambdaContext, http_api_v2_event, multipart, rest_api_v1_event
+
+    make = http_api_v2_event if kind == "http_api_v2" else rest_api_v1_event
+    content_type, body = multipart(PNG)
+    event = make("/predict", body, content_type)
+    response = handler(event, LambdaContext())
+    assert response["statusCode"] == 200
+    headers = {k.lower(): v for k, v in response["headers"].items()}
+    assert headers["x-request-id"] == event["requestContext"]["requestId"]
