@@ -12,6 +12,7 @@ import re
 import time
 import uuid
 
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,6 +23,7 @@ REQUEST_ID_HEADER = "x-request-id"
 # A caller-supplied id is echoed only if it is short and plain, so it cannot inject fake log
 # fields or response headers; otherwise a fresh one is generated.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+CLIENT_CLOSED = 499
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 access_log = logging.getLogger("service.access")
@@ -68,6 +70,11 @@ class RequestContext:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # The client went away mid-upload: nobody to answer, nothing wrong with the server.
+            # 499 is nginx's status for it, used here only in the log and metrics.
+            if not started:
+                status = CLIENT_CLOSED
         except Exception:
             # Answered here rather than by Starlette's outer error middleware so that the 500
             # carries the request id too. The trace goes to the log, never to the client.
@@ -103,7 +110,9 @@ class RequestContext:
             fields["inference_ms"] = round(inference * 1000.0, 3)
         level = logging.ERROR if status >= 500 else logging.INFO
         # The message reads on its own in plain-text logs; JSON logs also get each field.
-        message = f"{scope['method']} {scope['path']} {status} {fields['duration_ms']} ms"
+        # unicode_escape: a %0A in the path must not start a forged line in plain-text logs.
+        path = scope["path"].encode("unicode_escape").decode("ascii")
+        message = f"{scope['method']} {path} {status} {fields['duration_ms']} ms"
         access_log.log(level, message, extra=fields)
         if self.metrics is not None:
             self.metrics.observe(

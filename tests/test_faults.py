@@ -188,12 +188,13 @@ def test_empty_model_directory_serves_nothing_but_answers(tmp_path: Path) -> Non
 # --- graceful shutdown ---------------------------------------------------------------------
 
 
-def _start_upload(url: str, body: bytes, sent: int) -> socket.socket:
+def _start_upload(url: str, body: bytes, sent: int, request_id: str = "") -> socket.socket:
     """Open a connection and send the headers and the first ``sent`` body bytes."""
     parts = urlsplit(url)
     sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
+    extra = f"X-Request-ID: {request_id}\r\n" if request_id else ""
     head = (
-        f"POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\n"
+        f"POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\n{extra}"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
     sock.sendall(head + body[:sent])
@@ -236,3 +237,20 @@ def test_graceful_shutdown_finishes_in_flight_requests() -> None:
     for (status, payload), label in zip(answers, LABELS, strict=True):
         assert status == 200
         assert payload["prediction"] == str(label)
+
+
+def test_client_vanishing_mid_upload_is_logged_as_499_not_as_a_server_error() -> None:
+    body = encode(DIGITS[0])
+    with running_server() as running:
+        _start_upload(running.url, body, len(body) // 2, request_id="gone-1").close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            records = [json.loads(line) for line in running.log_lines() if line.startswith("{")]
+            gone = [r for r in records if r.get("request_id") == "gone-1"]
+            if gone:
+                break
+            time.sleep(0.05)
+        assert [r["status"] for r in gone] == [499]
+        assert gone[0]["level"] == "INFO"
+        assert not [r for r in records if r["level"] == "ERROR"]
+        assert httpx.post(f"{running.url}/predict", content=body).json()["prediction"] == str(LABELS[0])
