@@ -45,9 +45,7 @@ def api_key_dependencies(keys: tuple[SecretStr, ...], header: str) -> list:
     if not keys:
         return []
     digests = tuple(_digest(k.get_secret_value()) for k in keys)
-    scheme = APIKeyHeader(
-        name=header, auto_error=False, description="One of the keys set in EDGE_API_KEYS."
-    )
+    scheme = APIKeyHeader(name=header, auto_error=False, description="One of the keys set in EDGE_API_KEYS.")
 
     async def require_api_key(given: Annotated[str | None, Security(scheme)]) -> None:
         if not given:

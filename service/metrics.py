@@ -73,9 +73,7 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.in_progress = Gauge(
-            "edge_http_requests_in_progress", "HTTP requests being served.", registry=r
-        )
+        self.in_progress = Gauge("edge_http_requests_in_progress", "HTTP requests being served.", registry=r)
         self.model_requests = Counter(
             "edge_model_requests_total", "Requests to a model.", ["model", "status"], registry=r
         )
@@ -136,4 +134,3 @@ class Metrics:
 
         encoder, content_type = choose_encoder(accept)
         return encoder(self.registry), content_type
-

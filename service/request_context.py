@@ -115,9 +115,7 @@ class RequestContext:
         message = f"{scope['method']} {path} {status} {fields['duration_ms']} ms"
         access_log.log(level, message, extra=fields)
         if self.metrics is not None:
-            self.metrics.observe(
-                RequestRecord(method, route_label, status, seconds, model, inference)
-            )
+            self.metrics.observe(RequestRecord(method, route_label, status, seconds, model, inference))
 
 
 def _request_id(scope: Scope) -> str:
