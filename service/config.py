@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         40_000_000, gt=0, description="Largest decoded image (width*height) accepted."
     )
+    max_pending_predictions: int = Field(
+        64,
+        ge=1,
+        description=(
+            "Predictions admitted at once (running or waiting for a worker); more get a 503 with "
+            "Retry-After before their body is read. Bounds memory under a flood to about this "
+            "many request bodies."
+        ),
+    )
     default_top_k: int = Field(3, ge=1)
     max_top_k: int = Field(1000, ge=1)
 

@@ -12,9 +12,10 @@ class ServiceError(Exception):
 
     status_code = 500
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.headers = headers
 
 
 class BadImage(ServiceError):
@@ -57,3 +58,9 @@ class Unauthorized(ServiceError):
     """401: API keys are configured and the request carries none, or a wrong one."""
 
     status_code = 401
+
+
+class Overloaded(ServiceError):
+    """503: too many predictions already in progress; sent with ``Retry-After``."""
+
+    status_code = 503

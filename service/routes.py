@@ -12,7 +12,7 @@ from starlette.datastructures import UploadFile
 
 from .auth import api_key_dependencies
 from .config import Settings
-from .errors import BadImage, InvalidForm, ModelNotFound, ModelUnavailable, ServiceError
+from .errors import BadImage, InvalidForm, ModelNotFound, ModelUnavailable, Overloaded, ServiceError
 from .imaging import ALLOWED_FORMATS, decode_image
 from .inference import Ranked, classify
 from .metrics import Metrics
@@ -37,7 +37,10 @@ _ERRORS = {
     413: {"model": ErrorResponse, "description": "Body over the byte limit or image over the pixel limit."},
     415: {"model": ErrorResponse, "description": "Not an image, or an unsupported format."},
     422: {"model": ErrorResponse, "description": "Invalid parameter or form field."},
-    503: {"model": ErrorResponse, "description": "Model found but not loaded (see /health)."},
+    503: {
+        "model": ErrorResponse,
+        "description": "Model found but not loaded (see /health), or the server is busy (Retry-After).",
+    },
 }
 
 _UNAUTHORIZED = {"model": ErrorResponse, "description": "Missing or invalid API key."}
@@ -78,6 +81,7 @@ def register_routes(
     router = APIRouter(dependencies=auth)
     errors = {**_ERRORS, **({401: _UNAUTHORIZED} if auth else {})}
     limiter = anyio.CapacityLimiter(settings.resolved_inference_workers())
+    pending = _Pending()
     ModelName = Annotated[
         str,
         Path(
@@ -141,12 +145,22 @@ def register_routes(
             # Only names the registry knows become a metrics label (bounded cardinality).
             request.state.model = name
         model = _lookup(registry, name)
-        data = await _read_image_bytes(request)
-        work = partial(_timed_decode_and_classify, model, data, settings.max_image_pixels, top_k)
-        # Off the event loop, at most `limiter` at once: /health keeps answering under load.
-        ranked, request.state.inference_seconds = await anyio.to_thread.run_sync(
-            work, limiter=limiter
-        )
+        # Admission control before the body is read: a flood gets fast 503s instead of an
+        # ever-longer queue holding every upload in memory. One event loop: no lock needed
+        # between the check and the increment (no await in between).
+        if pending.count >= settings.max_pending_predictions:
+            raise Overloaded(
+                f"server busy: {pending.count} predictions in progress; retry shortly",
+                headers={"Retry-After": "1"},
+            )
+        pending.count += 1
+        try:
+            data = await _read_image_bytes(request)
+            work = partial(_timed_decode_and_classify, model, data, settings.max_image_pixels, top_k)
+            # Off the event loop, at most `limiter` at once: /health keeps answering under load.
+            ranked, request.state.inference_seconds = await anyio.to_thread.run_sync(work, limiter=limiter)
+        finally:
+            pending.count -= 1
         best = ranked[0]
         return Prediction(
             model=model.name,
@@ -197,6 +211,13 @@ def register_routes(
 
     app.include_router(open_router)
     app.include_router(router)
+
+
+class _Pending:
+    """Predictions admitted and not finished (read and written on the event loop only)."""
+
+    def __init__(self) -> None:
+        self.count = 0
 
 
 def _lookup(registry: ModelRegistry, name: str) -> LoadedModel:

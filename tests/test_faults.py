@@ -254,3 +254,24 @@ def test_client_vanishing_mid_upload_is_logged_as_499_not_as_a_server_error() ->
         assert gone[0]["level"] == "INFO"
         assert not [r for r in records if r["level"] == "ERROR"]
         assert httpx.post(f"{running.url}/predict", content=body).json()["prediction"] == str(LABELS[0])
+
+
+def test_a_flood_beyond_the_admission_limit_gets_fast_503s_with_retry_after() -> None:
+    bodies = [encode(digit) for digit in DIGITS[:2]]
+    with running_server(EDGE_MAX_PENDING_PREDICTIONS="2") as running:
+        held = [_start_upload(running.url, body, len(body) // 2) for body in bodies]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # both uploads admitted and waiting for their bodies
+            metrics = httpx.get(f"{running.url}/metrics").text
+            if "edge_http_requests_in_progress 3.0" in metrics:  # 2 held + this scrape
+                break
+            time.sleep(0.05)
+        refused = httpx.post(f"{running.url}/predict", content=bodies[0])
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "1"
+        assert refused.json() == {"detail": "server busy: 2 predictions in progress; retry shortly"}
+        assert httpx.get(f"{running.url}/health").status_code == 200  # probes are not refused
+        answers = [_finish(sock, body[len(body) // 2 :]) for sock, body in zip(held, bodies, strict=True)]
+        assert [status for status, _ in answers] == [200, 200]
+        after = httpx.post(f"{running.url}/predict", content=bodies[1])
+        assert after.status_code == 200 and after.json()["prediction"] == str(LABELS[1])
