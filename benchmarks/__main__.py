@@ -92,9 +92,8 @@ def run(args: argparse.Namespace) -> dict:
     python = find_python(size_report["python_version"])
     if python is None or not server_dir.is_dir():
         raise SystemExit(f"need Python {size_report['python_version']} and {server_dir} (make package)")
-    model_dirs = args.model or [
-        d for d in default_model_dirs() if (package_dir / "models_onnx" / d.name).is_dir()
-    ]
+    # By default every model in the package: the served files, as they ship.
+    model_dirs = args.model or default_model_dirs(package_dir / "models_onnx")
     models = discover(
         model_dirs, build_models=tuple(args.build_models or [BUILD_MODELS]), batch_size=args.batch
     )
@@ -209,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         metavar="DIR",
         help="model directory (manifest.json + int8 .onnx); repeatable "
-        "(default: every models_onnx/* that is in the package)",
+        "(default: every model in the package's models_onnx/)",
     )
     parser.add_argument(
         "--package",
