@@ -231,8 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-repeats", type=int, default=10)
     parser.add_argument("--skip-baseline", action="store_true", help="no TensorFlow runs")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--report-only", action="store_true", help="re-render the table and chart from <out>/results.json"
+    )
     args = parser.parse_args(argv)
-    results = run(args)
+    results = json.loads((args.out / "results.json").read_text()) if args.report_only else run(args)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     chart = report.chart(results, args.out / "chart.png")

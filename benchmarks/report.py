@@ -6,6 +6,15 @@ from pathlib import Path
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 VARIANTS = ("lambda", "uvicorn", "tf_baseline")
+# One colour per thing measured, the same in every panel (TensorFlow/Keras in greys).
+COLOURS = {
+    "lambda": "tab:blue",
+    "uvicorn": "tab:green",
+    "onnx_int8": "tab:blue",
+    "onnx_fp32": "tab:cyan",
+    "tf_baseline": "dimgray",
+    "keras_call": "dimgray",
+}
 FORMATS = ("onnx_int8", "onnx_fp32", "keras_call", "keras_predict")
 
 
@@ -165,7 +174,8 @@ def chart(results: dict, path: Path) -> Path:
         width = 0.8 / len(keys)
         for i, key in enumerate(keys):
             values = [get(results["models"][n], key) or 0.0 for n in names]
-            bars = ax.bar(x + (i - (len(keys) - 1) / 2) * width, values, width, label=key)
+            offset = (i - (len(keys) - 1) / 2) * width
+            bars = ax.bar(x + offset, values, width, label=key, color=COLOURS.get(key))
             ax.bar_label(bars, fmt="%.3g", fontsize=7, padding=1)
         ax.set_title(title)
         ax.set_xticks(x, names)
