@@ -23,9 +23,20 @@ test: bootstrap  ## install everything and run the whole test suite
 	$(UV) sync --frozen --all-extras
 	$(VENV_BIN)/pytest
 
-models: bootstrap  ## rebuild every model from data and publish it into models_onnx/
+# Offline weights for the seed models (../shared/data/keras_weights); WEIGHTS=imagenet on a
+# connected machine converts ResNet50 / MobileNetV2 with Keras's real ImageNet weights.
+KERAS_WEIGHTS ?= ../shared/data/keras_weights
+WEIGHTS ?= none
+MODEL_DIR ?= models_onnx
+CONVERT := nice -n 10 $(VENV_BIN)/python -m convert
+
+models: bootstrap  ## rebuild every model from data and publish it into $(MODEL_DIR)/ (WEIGHTS=imagenet online)
 	$(UV) sync --frozen --inexact --extra convert
-	$(VENV_BIN)/python -m convert mnist --publish models_onnx
+	$(CONVERT) mnist --publish $(MODEL_DIR)
+	$(CONVERT) cats-vs-dogs --publish $(MODEL_DIR)
+	$(CONVERT) keras-app mobilenet --alpha 0.75 --weights $(KERAS_WEIGHTS)/mobilenet_0.75_224.h5 --publish $(MODEL_DIR)
+	$(CONVERT) keras-app resnet50 --weights $(WEIGHTS) --publish $(MODEL_DIR)
+	$(CONVERT) keras-app mobilenet_v2 --weights $(WEIGHTS) --publish $(MODEL_DIR)
 
 lint: bootstrap  ## ruff
 	$(UV) sync --frozen --all-extras

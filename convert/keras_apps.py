@@ -154,6 +154,42 @@ def load_model(options: KerasAppOptions):
     return model
 
 
+# Random weights: batch-norm statistics are re-estimated on this many real calibration images.
+BN_IMAGES = 32
+
+
+def fit_batchnorm_statistics(model, images: np.ndarray) -> int:
+    """Set every BatchNormalization layer's moving mean / variance to the statistics of
+    ``images`` (float32 (N, H, W, 3), preprocessed), in one training-mode forward pass with
+    momentum 0. Weights stay random; returns N.
+
+    Why: freshly initialised moving statistics (mean 0, variance 1) do not match real
+    activations, so a random-weight ResNet50 gives the same top-1 class for every photo and a
+    random MobileNetV2 a uniform 1/1000 output, which would make Keras-vs-ONNX parity and
+    fp32-vs-int8 agreement vacuous. With the statistics of real images, outputs depend on the
+    input and both checks mean something.
+    """
+    import keras
+
+    layers = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.momentum = 0.0
+    try:
+        model(images, training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum
+    return int(len(images))
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
+
+
 def output_kind(model) -> str:
     """``softmax`` when the last layer applies one (every keras.applications head), else logits."""
     activation = getattr(model.layers[-1], "activation", None)
@@ -180,13 +216,16 @@ def build(options: KerasAppOptions) -> Path:
     if model.output_shape[-1] != len(labels):
         raise ValueError(f"{name}: {model.output_shape[-1]} outputs but {len(labels)} class names")
 
-    print(f"{tag} exporting to ONNX", flush=True)
-    fp32_path = export_keras(model, out / f"{name}.fp32.onnx", (height, width, 3), OUTPUT_NAME)
-
     rng = np.random.default_rng(options.seed)
     calib_paths, _ = labelled_images(options.calib_dir)
     chosen = sorted(rng.permutation(len(calib_paths))[: options.calibration_images])
     calib = preprocess_files([calib_paths[i] for i in chosen], spec, (height, width))
+    extra: dict = {}
+    if options.weights_kind == "random":
+        extra["batchnorm_statistics_images"] = fit_batchnorm_statistics(model, calib[:BN_IMAGES])
+
+    print(f"{tag} exporting to ONNX", flush=True)
+    fp32_path = export_keras(model, out / f"{name}.fp32.onnx", (height, width, 3), OUTPUT_NAME)
     reader = ArrayCalibrationReader(calib, INPUT_NAME)  # drops a ragged last batch
     config = replace(
         options.quantization or default_quantization(options.architecture),
@@ -226,7 +265,7 @@ def build(options: KerasAppOptions) -> Path:
             "preprocessing": spec.model_dump(),
             "weights": options.weights_kind,
             "quantization": {**config.as_manifest(), **count_quantized_nodes(int8_path)},
-            "metrics": {"architecture": options.architecture, "weights_source": source, **metrics},
+            "metrics": {"architecture": options.architecture, "weights_source": source, **extra, **metrics},
         },
     )
     write_report(out, manifest.name, options.version, manifest.metrics, manifest.quantization, manifest.tools)
@@ -250,6 +289,8 @@ def validate(
         "max_abs_delta_prob_onnx_fp32_vs_int8": evaluate.max_abs_diff(fp32_out, int8_out),
         "top1_agreement_keras_vs_onnx_fp32": evaluate.top1_agreement(keras_out, fp32_out),
         "top1_agreement_fp32_vs_int8": evaluate.top1_agreement(fp32_out, int8_out),
+        # How input-dependent the outputs are (a collapsed random model predicts one class).
+        "distinct_top1_classes_onnx_fp32": int(len(np.unique(np.argmax(fp32_out, axis=1)))),
     }
     if real:
         for key, out in (("keras_fp32", keras_out), ("onnx_fp32", fp32_out), ("onnx_int8", int8_out)):
