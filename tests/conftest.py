@@ -24,3 +24,25 @@ def http(server_url: str) -> Iterator[httpx.Client]:
 def pytest_configure(config: pytest.Config) -> None:
     if not MNIST_NPZ.exists():
         raise pytest.UsageError(f"real test data missing: {MNIST_NPZ} (../shared must sit beside the clone)")
+
+
+# The seed models (cats vs dogs, ImageNet classifiers): built once per session, on first use.
+from .seed_models import seed_models  # noqa: E402, F401
+
+
+@pytest.fixture
+def lambda_handler():
+    """``service.lambda_handler.handler``, with an event loop set on the main thread.
+
+    Mangum calls ``asyncio.get_event_loop()``; in a fresh Lambda process that creates the loop,
+    but here an earlier test's ``asyncio.run()`` may have left the main thread with none.
+    """
+    import asyncio
+
+    from service.lambda_handler import handler
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield handler
+    asyncio.set_event_loop(None)
+    loop.close()

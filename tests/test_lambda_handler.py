@@ -12,11 +12,9 @@ from .support import encode, mnist_test_digits
 EVENTS = {"http_api_v2": http_api_v2_event, "rest_api_v1": rest_api_v1_event}
 
 
-@pytest.fixture(scope="module")
-def handler():
-    from service.lambda_handler import handler
-
-    return handler
+@pytest.fixture
+def handler(lambda_handler):
+    return lambda_handler
 
 
 @pytest.fixture(scope="module")

@@ -26,14 +26,20 @@ def has_alpha(image: Image.Image) -> bool:
 
 
 def gray_float(image: Image.Image) -> np.ndarray:
-    """Luminance in [0, 1] as float32 (H, W), keeping 16-bit precision for 16-bit images."""
-    if image.mode in _HIGH_BIT_DEPTH:
-        values = np.asarray(image, dtype=np.float32)
-        top = 65535.0 if image.mode != "F" and values.max(initial=0) > 255 else 255.0
-        if image.mode == "F":
-            top = max(float(np.nanmax(values, initial=0.0)), 1.0)
-        return np.nan_to_num(np.clip(values / top, 0.0, 1.0))
-    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    """Luminance in [0, 1] as float32 (H, W), keeping 16-bit precision for 16-bit images.
+
+    32-bit float images ("F") are scaled by their own maximum (at least 1.0); NaN and
+    infinities, which no camera produces, are treated as 0.
+    """
+    if image.mode not in _HIGH_BIT_DEPTH:
+        return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    values = np.asarray(image, dtype=np.float32)
+    if image.mode == "F":
+        values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+        top = max(float(values.max(initial=0.0)), 1.0)
+    else:
+        top = 65535.0 if values.max(initial=0) > 255 else 255.0
+    return np.clip(values / top, 0.0, 1.0)
 
 
 def rgb_image(image: Image.Image) -> Image.Image:
