@@ -289,6 +289,12 @@ def validate(
         "max_abs_delta_prob_onnx_fp32_vs_int8": evaluate.max_abs_diff(fp32_out, int8_out),
         "top1_agreement_keras_vs_onnx_fp32": evaluate.top1_agreement(keras_out, fp32_out),
         "top1_agreement_fp32_vs_int8": evaluate.top1_agreement(fp32_out, int8_out),
+        # Robust to near-ties (random-weight logits are nearly flat, so int8 flips top-1 often).
+        "fp32_top1_in_int8_top5": float(
+            np.mean(
+                (np.argsort(-int8_out, axis=1)[:, :5] == np.argmax(fp32_out, axis=1)[:, None]).any(axis=1)
+            )
+        ),
         # How input-dependent the outputs are (a collapsed random model predicts one class).
         "distinct_top1_classes_onnx_fp32": int(len(np.unique(np.argmax(fp32_out, axis=1)))),
     }
