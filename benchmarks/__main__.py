@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> dict:
         }
     results["meta"] = {
         "date": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-        "command": "make bench  # python -m benchmarks " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python -m benchmarks", *sys.argv[1:]]),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs ({available_cpus()} usable), "
         f"{platform.platform()}",
         "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],

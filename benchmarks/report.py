@@ -65,7 +65,7 @@ def markdown(results: dict, chart_path: Path | str) -> str:
     lines = [
         f"Measured {meta['date']} on {meta['machine']}; load average {meta['load_average_before_after'][0]} "
         f"before, {meta['load_average_before_after'][1]} after (the cores are shared: treat small "
-        "differences as noise). Command: `make bench`.",
+        "differences as noise). Command: `" + meta["command"] + "`.",
         "",
         "### Targets",
         "",
