@@ -41,6 +41,7 @@ from .stats import percentile
 
 RESULTS = Path(__file__).resolve().parent / "results"
 README = Path(__file__).resolve().parent / "README.md"
+PROJECT_README = README.parent.parent / "README.md"
 # Spawn -> first prediction targets (issue 4), seconds; the digit model has its own.
 COLD_TARGET_S = {"mnist": 0.5}
 COLD_TARGET_DEFAULT_S = 1.0
@@ -245,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "results.md").write_text(table)
     if args.out.resolve() == RESULTS.resolve():
         report.update_readme(README, table)
+        report.update_readme(
+            PROJECT_README, report.markdown(results, chart.relative_to(PROJECT_README.parent))
+        )
     print(table)
     return 0
 
