@@ -247,20 +247,8 @@ def validate(model, fp32_path: Path, int8_path: Path, images: np.ndarray, labels
 
     ``images``: float32 (N, 224, 224, 3); ``labels``: (N,) 0/1. Outputs are (N, 1) sigmoids.
     """
-    keras_out = evaluate.keras_predict(model, images, batch_size=32)
-    fp32_out = evaluate.onnx_predict(evaluate.onnx_session(fp32_path), images, batch_size=32)
-    int8_out = evaluate.onnx_predict(evaluate.onnx_session(int8_path), images, batch_size=32)
-    return {
-        "eval_images": int(len(images)),
-        "accuracy_keras_fp32": evaluate.top1_accuracy(keras_out, labels),
-        "accuracy_onnx_fp32": evaluate.top1_accuracy(fp32_out, labels),
-        "accuracy_onnx_int8": evaluate.top1_accuracy(int8_out, labels),
-        "max_abs_delta_prob_keras_vs_onnx_fp32": evaluate.max_abs_diff(keras_out, fp32_out),
-        "max_abs_delta_prob_onnx_fp32_vs_int8": evaluate.max_abs_diff(fp32_out, int8_out),
-        "top1_agreement_fp32_vs_int8": evaluate.top1_agreement(fp32_out, int8_out),
-        "size_fp32_bytes": fp32_path.stat().st_size,
-        "size_int8_bytes": int8_path.stat().st_size,
-    }
+    metrics = evaluate.compare_keras_onnx(model, fp32_path, int8_path, images, labels, batch_size=32)
+    return {"eval_images": int(len(images)), **metrics}
 
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -52,3 +52,26 @@ def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
 def top1_agreement(a: np.ndarray, b: np.ndarray) -> float:
     """Fraction of rows whose arg-max class is the same in ``a`` and ``b``."""
     return float(np.mean(np.argmax(to_class_scores(a), 1) == np.argmax(to_class_scores(b), 1)))
+
+
+def compare_keras_onnx(
+    model, fp32_path: Path, int8_path: Path, images: np.ndarray, labels: np.ndarray, batch_size: int = 256
+) -> dict:
+    """Accuracy of Keras fp32, ONNX fp32 and ONNX int8 on the same images, their parity, sizes.
+
+    ``images``: float32 (N, ...) preprocessed as served; ``labels``: (N,) class indices.
+    Outputs may be (N, classes) softmax or (N, 1) sigmoid (see ``to_class_scores``).
+    """
+    keras_out = keras_predict(model, images, batch_size=batch_size)
+    fp32_out = onnx_predict(onnx_session(fp32_path), images, batch_size=batch_size)
+    int8_out = onnx_predict(onnx_session(int8_path), images, batch_size=batch_size)
+    return {
+        "accuracy_keras_fp32": top1_accuracy(keras_out, labels),
+        "accuracy_onnx_fp32": top1_accuracy(fp32_out, labels),
+        "accuracy_onnx_int8": top1_accuracy(int8_out, labels),
+        "max_abs_delta_prob_keras_vs_onnx_fp32": max_abs_diff(keras_out, fp32_out),
+        "max_abs_delta_prob_onnx_fp32_vs_int8": max_abs_diff(fp32_out, int8_out),
+        "top1_agreement_fp32_vs_int8": top1_agreement(fp32_out, int8_out),
+        "size_fp32_bytes": fp32_path.stat().st_size,
+        "size_int8_bytes": int8_path.stat().st_size,
+    }
