@@ -56,7 +56,7 @@ def free_port() -> int:
 
 def multipart_event(name: str, upload: bytes, upload_name: str) -> dict:
     """An API Gateway HTTP API (2.0) event POSTing ``upload`` to the model's predict route."""
-    from tests.lambda_events import http_api_v2_event
+    from .lambda_events import http_api_v2_event
 
     request = httpx.Request(
         "POST", "https://example.invalid/", files={"file": (upload_name, upload, "image/jpeg")}

@@ -8,20 +8,26 @@ app at import happens once per container, in Lambda's init phase.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
 from . import __doc__ as service_doc
+from .auth import api_key_dependencies
 from .config import Settings, get_settings
-from .errors import ServiceError
+from .dependencies import Limits
+from .errors import HTTPError, InvalidParameters, ServiceError, error_response
 from .limits import BodySizeLimit
 from .logs import configure_logging
 from .metrics import Metrics
 from .registry import ModelRegistry, load_registry
 from .request_context import REQUEST_ID_HEADER, RequestContext
-from .routes import register_routes
+from .routes import UNAUTHORIZED, api_router, document_settings, metrics_router, open_router
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +38,26 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     """Build the app and load (or take) its model registry.
 
     Args:
-        settings: configuration; defaults to the environment (``EDGE_*`` variables).
+        settings: configuration; defaults to the environment (``Settings.from_env()``).
         registry: already-loaded models; defaults to loading ``settings.model_dir``.
+
+    Raises:
+        pydantic.ValidationError: the environment's settings are invalid (the server must not
+            start; uvicorn exits non-zero with the message).
     """
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json)
+    threads = settings.thread_plan()
+    log.info(
+        "thread plan",
+        extra={
+            "cpu_budget": threads.budget,
+            "workers": threads.workers,
+            "intra_op_threads": threads.intra_op_threads,
+        },
+    )
     if registry is None:
-        registry = load_registry(settings.model_dir, settings.resolved_intra_op_threads())
+        registry = load_registry(settings.model_dir, threads.intra_op_threads)
     app = FastAPI(
         title="edge-infer",
         version=API_VERSION,
@@ -54,8 +73,31 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     app.state.settings = settings
     app.state.registry = registry
     app.state.metrics = metrics
+    app.state.limits = Limits.from_settings(settings, threads.workers)
     _register_error_handlers(app)
-    register_routes(app, settings, registry, metrics)
+    _include_routes(app, settings, metrics_enabled=metrics is not None)
+    _add_middleware(app, settings, metrics)
+    return app
+
+
+def _include_routes(app: FastAPI, settings: Settings, metrics_enabled: bool) -> None:
+    """``/health`` and ``/metrics`` stay open (probes, scrapers); the rest need a key if set."""
+    auth = api_key_dependencies(settings.api_keys, settings.api_key_header)
+    app.include_router(open_router)
+    if metrics_enabled:
+        app.include_router(metrics_router)
+    app.include_router(api_router, dependencies=auth, responses={401: UNAUTHORIZED} if auth else {})
+    openapi = app.openapi
+
+    def documented() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_settings(openapi(), settings)
+        return app.openapi_schema
+
+    app.openapi = documented  # type: ignore[method-assign]
+
+
+def _add_middleware(app: FastAPI, settings: Settings, metrics: Metrics | None) -> None:
     # add_middleware wraps what is already there: the last added runs first on a request.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
@@ -69,19 +111,26 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
             max_age=600,
         )
     app.add_middleware(RequestContext, metrics=metrics)
-    return app
 
 
 def _register_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ServiceError)
-    async def service_error(_: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    """Every error becomes a ``ServiceError`` and its response comes from ``error_response``.
 
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        # Logged with its trace for operators; the client gets no internals.
-        log.exception("unhandled error")
-        return JSONResponse({"detail": "internal error"}, status_code=500)
+    Anything else raised by a route reaches ``RequestContext``, which answers the 500 (with
+    the request id) through the same function.
+    """
+
+    @app.exception_handler(ServiceError)
+    async def service_error(_: Request, exc: ServiceError) -> Response:
+        return error_response(exc)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> Response:
+        return error_response(HTTPError(exc.status_code, exc.detail, dict(exc.headers or {}) or None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_parameters(_: Request, exc: RequestValidationError) -> Response:
+        return error_response(InvalidParameters(jsonable_encoder(exc.errors())))
 
 
 _app: FastAPI | None = None

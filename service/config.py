@@ -1,48 +1,55 @@
-"""Service settings, read from the environment (prefix ``EDGE_``).
+"""Service settings, read from the environment (prefix ``EDGE_``) by ``Settings.from_env()``.
 
 Every limit here is a defence for a public endpoint; the defaults are sized for AWS Lambda
 behind API Gateway (6 MB synchronous invocation payload:
 https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
+
+A plain pydantic model plus a ten-line environment reader, not pydantic-settings: that package
+pulls in its CLI, dotenv and cloud-secret sources and costs ~115 ms of every cold start. The
+settings are validated as a whole when read: a bad value or combination refuses to start the
+service with a message naming the values (``pydantic.ValidationError``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from .cpus import ThreadPlan, cpu_budget, plan_threads, visible_cpus
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "models_onnx"
+ENV_PREFIX = "EDGE_"
 
 
 def available_cpus() -> int:
-    """Number of CPUs this process may run on (affinity / cgroup cpuset aware), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    """CPUs this process may run on (affinity / cgroup cpuset aware), at least 1."""
+    return visible_cpus()
 
 
-class Settings(BaseSettings):
-    """Runtime configuration. Each field maps to ``EDGE_<FIELD>`` in the environment."""
+class Settings(BaseModel):
+    """Runtime configuration. Each field maps to ``EDGE_<FIELD>`` in the environment.
 
-    model_config = SettingsConfigDict(env_prefix="EDGE_", frozen=True)
+    ``Settings()`` is the defaults; ``Settings.from_env()`` reads the environment.
+    """
+
+    # hide_input_in_errors: a refused start-up must not print EDGE_API_KEYS into the logs.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     model_dir: Path = Field(DEFAULT_MODEL_DIR, description="Directory scanned for */manifest.json.")
     default_model: str = Field("mnist", description="Model answering POST /predict.")
     intra_op_threads: int = Field(
-        0, ge=0, description="ONNX Runtime intra-op threads per session; 0 = CPUs available."
+        0, ge=0, description="ONNX Runtime intra-op threads per session; 0 = from the CPU budget."
     )
     inference_workers: int = Field(
-        0, ge=0, description="Concurrent inferences (thread pool size); 0 = CPUs available."
+        0, ge=0, description="Concurrent inferences (thread pool size); 0 = from the CPU budget."
     )
-    max_body_bytes: int = Field(
-        6 * 1024 * 1024, gt=0, description="Largest request body accepted, in bytes."
-    )
+    max_body_bytes: int = Field(6 * 1024 * 1024, gt=0, description="Largest request body accepted, in bytes.")
     max_image_pixels: int = Field(
         40_000_000, gt=0, description="Largest decoded image (width*height) accepted."
     )
@@ -59,7 +66,7 @@ class Settings(BaseSettings):
     max_top_k: int = Field(1000, ge=1)
 
     # Security. Lambda deployments leave api_keys empty and use API Gateway auth instead.
-    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+    api_keys: tuple[SecretStr, ...] = Field(
         (),
         description=(
             "Comma-separated API keys; when set, every route except /health and /metrics needs "
@@ -67,7 +74,7 @@ class Settings(BaseSettings):
         ),
     )
     api_key_header: str = Field("X-API-Key", pattern=r"^[A-Za-z0-9-]{1,64}$")
-    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+    cors_origins: tuple[str, ...] = Field(
         (),
         description="Comma-separated origins allowed by CORS ('*' for any). Empty = CORS off.",
     )
@@ -83,6 +90,26 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
     log_json: bool = Field(True, description="One JSON object per log line (False: plain text).")
 
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``EDGE_<FIELD>`` variables (names case-insensitive), defaults elsewhere.
+
+        Values are strings converted by the field types: integers, ``true/false/1/0/yes/no``
+        for booleans, comma-separated lists for ``api_keys`` and ``cors_origins``. Variables
+        with the prefix that name no field are ignored (other tools share the prefix).
+
+        Raises:
+            pydantic.ValidationError: a value of the wrong type or out of range, or a
+                combination the service cannot run with (e.g. default_top_k > max_top_k).
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for key, value in environ.items():
+            name = key[len(ENV_PREFIX) :].lower() if key.upper().startswith(ENV_PREFIX) else ""
+            if name in cls.model_fields:
+                values[name] = value
+        return cls.model_validate(values)
+
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
@@ -95,13 +122,28 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.default_top_k > self.max_top_k:
+            raise ValueError(
+                f"default_top_k ({self.default_top_k}) must not exceed max_top_k ({self.max_top_k})"
+            )
+        return self
+
+    def thread_plan(self, environ: Mapping[str, str] | None = None) -> ThreadPlan:
+        """Inference workers and ONNX Runtime threads per inference, from the CPU budget.
+
+        Explicit ``intra_op_threads`` / ``inference_workers`` win; see ``service.cpus``.
+        """
+        return plan_threads(cpu_budget(environ), self.intra_op_threads, self.inference_workers)
+
     def resolved_intra_op_threads(self) -> int:
-        return self.intra_op_threads or available_cpus()
+        return self.thread_plan().intra_op_threads
 
     def resolved_inference_workers(self) -> int:
-        return self.inference_workers or available_cpus()
+        return self.thread_plan().workers
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return Settings.from_env()

@@ -1,10 +1,17 @@
-"""Errors the service raises on purpose, each with the HTTP status it becomes.
+"""Errors the service raises on purpose, each with the HTTP status it becomes, and the one
+function that turns any of them into a response.
 
-All are turned into ``{"detail": "..."}`` JSON by the handlers registered in ``app.py``;
-the detail says what was wrong with the request and never carries a stack trace or path.
+Every error response of the service is built by ``error_response``: route errors (through the
+handler ``app.py`` registers), the body-size middleware's 400/413 and the request middleware's
+last-resort 500. The body is ``{"detail": "..."}``; the detail says what was wrong with the
+request and never carries a stack trace or a server path.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import JSONResponse
 
 
 class ServiceError(Exception):
@@ -14,14 +21,32 @@ class ServiceError(Exception):
 
     def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
-        self.detail = detail
+        self.detail: str | list[Any] = detail
         self.headers = headers
 
 
-class BadImage(ServiceError):
-    """400: the body is empty, truncated or cannot be decoded as the image it claims to be."""
+class HTTPError(ServiceError):
+    """Any other HTTP error status (Starlette's 404 for an unknown path, 405, ...)."""
+
+    def __init__(self, status_code: int, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail, headers)
+        self.status_code = status_code
+
+
+class BadRequest(ServiceError):
+    """400: the request itself is malformed (e.g. an invalid ``Content-Length`` header)."""
 
     status_code = 400
+
+
+class BadImage(BadRequest):
+    """400: the body is empty, truncated or cannot be decoded as the image it claims to be."""
+
+
+class Unauthorized(ServiceError):
+    """401: API keys are configured and the request carries none, or a wrong one."""
+
+    status_code = 401
 
 
 class ModelNotFound(ServiceError):
@@ -48,19 +73,45 @@ class InvalidForm(ServiceError):
     status_code = 422
 
 
+class InvalidParameters(ServiceError):
+    """422: path or query parameters fail validation; ``detail`` is FastAPI's list of errors."""
+
+    status_code = 422
+
+    def __init__(self, errors: list[Any]) -> None:
+        super().__init__("invalid parameters")
+        self.detail = errors
+
+
+class InternalError(ServiceError):
+    """500: a fault of the server, not of the request; the detail stays generic."""
+
+    status_code = 500
+
+    def __init__(self, detail: str = "internal error", headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail, headers)
+
+
+class ModelMisconfigured(InternalError):
+    """500: the model's manifest and what its preprocessing or graph produce disagree.
+
+    The load-time contract (``service.contract``) should make this unreachable; if it is
+    reached anyway the fault is the deployment's, so it is never reported as a bad image.
+    """
+
+
 class ModelUnavailable(ServiceError):
     """503: the model is known but could not be loaded or verified (see ``/health``)."""
 
     status_code = 503
 
 
-class Unauthorized(ServiceError):
-    """401: API keys are configured and the request carries none, or a wrong one."""
-
-    status_code = 401
-
-
 class Overloaded(ServiceError):
     """503: too many predictions already in progress; sent with ``Retry-After``."""
 
     status_code = 503
+
+
+def error_response(exc: ServiceError) -> JSONResponse:
+    """The HTTP response for ``exc``: its status, ``{"detail": ...}`` and its headers."""
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)

@@ -1,4 +1,8 @@
-"""Run a loaded model on one image and turn its output into class probabilities and top-k."""
+"""Run a loaded model on a batch and turn its output into class probabilities and top-k.
+
+Model arithmetic only, no HTTP: the request steps in ``service.prediction`` and offline tools
+(benchmarks, conversion checks) share it.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +18,15 @@ from .registry import LoadedModel
 
 @dataclass(frozen=True)
 class Ranked:
+    """One class of a ranking: its index in the labels, its label, its probability in [0, 1]."""
+
     class_index: int
     label: str
     probability: float
 
 
 def probabilities(output: np.ndarray, manifest: Manifest) -> np.ndarray:
-    """Class probabilities, float64 (batch, classes), from the raw model output.
+    """Class probabilities, float64 (batch, classes), from the raw model output (batch, ...).
 
     ``softmax`` outputs are used as they are, ``logits`` go through a numerically stable
     softmax, and a (batch, 1) ``sigmoid`` output p becomes the two columns (1 - p, p).
@@ -45,8 +51,22 @@ def top_k(probs: np.ndarray, labels: list[str], k: int) -> list[Ranked]:
     return [Ranked(int(i), labels[int(i)], float(probs[i])) for i in order]
 
 
+def run(model: LoadedModel, batch: np.ndarray) -> np.ndarray:
+    """One ONNX Runtime call on a batch; class probabilities float64 (N, classes).
+
+    ``batch`` is float32 (N, *model.contract.sample_shape), e.g. (N, 28, 28, 1) for the digit
+    model; thread-safe (``InferenceSession.run`` is). A graph with a static batch size gets
+    the batch in slices of that size, one call each.
+    """
+    step = model.contract.max_batch or len(batch)
+    outputs = [
+        model.session.run([model.manifest.output.name], {model.manifest.input.name: batch[i : i + step]})[0]
+        for i in range(0, len(batch), max(step, 1))
+    ]
+    output = outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+    return probabilities(output, model.manifest)
+
+
 def classify(model: LoadedModel, image: Image.Image, k: int) -> list[Ranked]:
     """Preprocess, run ONNX Runtime, and rank the classes for one image (thread-safe)."""
-    batch = preprocess(image, model.manifest)
-    (output,) = model.session.run([model.manifest.output.name], {model.manifest.input.name: batch})
-    return top_k(probabilities(output, model.manifest)[0], model.manifest.labels, k)
+    return top_k(run(model, preprocess(image, model.manifest))[0], model.manifest.labels, k)

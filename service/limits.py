@@ -7,13 +7,17 @@ limit, so an oversized upload never sits whole in memory.
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import PayloadTooLarge
+from .errors import BadRequest, PayloadTooLarge, error_response
 
 
 class BodySizeLimit:
+    """Refuse bodies over ``max_bytes``: 413 from the declared length, or cut off mid-stream.
+
+    Its responses come from ``service.errors.error_response`` like every other error.
+    """
+
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")
@@ -26,11 +30,11 @@ class BodySizeLimit:
             return
         declared = _content_length(scope)
         if declared == -1:
-            await JSONResponse({"detail": "invalid Content-Length header"}, 400)(scope, receive, send)
+            await error_response(BadRequest("invalid Content-Length header"))(scope, receive, send)
             return
         if declared is not None and declared > self.max_bytes:
             detail = f"request body is {declared} bytes; limit is {self.max_bytes}"
-            await JSONResponse({"detail": detail}, 413)(scope, receive, send)
+            await error_response(PayloadTooLarge(detail))(scope, receive, send)
             return
         received = 0
         limit = self.max_bytes

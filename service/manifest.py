@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MANIFEST_FILENAME = "manifest.json"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 Resample = Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"]
 

@@ -132,5 +132,5 @@ class Metrics:
         """
         from prometheus_client.exposition import choose_encoder
 
-        encoder, content_type = choose_encoder(accept)
+        encoder, content_type = choose_encoder(accept or "")
         return encoder(self.registry), content_type

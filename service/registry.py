@@ -1,7 +1,8 @@
 """Model registry: every ``<model_dir>/*/manifest.json`` becomes an ONNX Runtime session.
 
-A model is served only after its manifest validates and its file's sha256 matches; anything
-else leaves it *unavailable* with the reason, and the other models keep serving.
+A model is served only after its manifest validates, its file's sha256 matches and the
+manifest's contract with the graph holds (``service.contract``); anything else leaves it
+*unavailable* with the reason, and the other models keep serving.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import onnxruntime as ort
 from pydantic import ValidationError
 
+from .contract import GraphContract, check_contract
 from .manifest import MANIFEST_FILENAME, Manifest, sha256_of
 
 log = logging.getLogger(__name__)
@@ -20,11 +22,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A verified model with its ONNX Runtime session (``session.run`` is thread-safe)."""
+    """A verified model with its ONNX Runtime session (``session.run`` is thread-safe) and the
+    contract its manifest was checked against at load."""
 
     manifest: Manifest
     session: ort.InferenceSession
     path: Path
+    contract: GraphContract
 
     @property
     def name(self) -> str:
@@ -66,11 +70,12 @@ def session_options(intra_op_threads: int) -> ort.SessionOptions:
 
 
 def load_model(manifest_path: Path, intra_op_threads: int) -> LoadedModel:
-    """Validate one manifest, verify its model file and open an ONNX Runtime session.
+    """Validate one manifest, verify its model file, open an ONNX Runtime session and check
+    the manifest's contract with the graph.
 
     Raises:
-        ValueError: malformed manifest, missing file, size or sha256 mismatch, or an input or
-            output that does not match what the manifest declares.
+        ValueError: malformed manifest, missing file, size or sha256 mismatch, or (as
+            ``ContractError``) a graph or preprocessing that does not match the manifest.
     """
     try:
         manifest = Manifest.model_validate_json(manifest_path.read_bytes())
@@ -89,12 +94,8 @@ def load_model(manifest_path: Path, intra_op_threads: int) -> LoadedModel:
         sess_options=session_options(intra_op_threads),
         providers=["CPUExecutionProvider"],
     )
-    inputs, outputs = session.get_inputs(), session.get_outputs()
-    if [i.name for i in inputs] != [manifest.input.name]:
-        raise ValueError(f"model inputs {[i.name for i in inputs]} != manifest {manifest.input.name}")
-    if manifest.output.name not in [o.name for o in outputs]:
-        raise ValueError(f"model has no output named {manifest.output.name}")
-    return LoadedModel(manifest=manifest, session=session, path=model_path)
+    contract = check_contract(manifest, session)
+    return LoadedModel(manifest=manifest, session=session, path=model_path, contract=contract)
 
 
 def load_registry(model_dir: Path, intra_op_threads: int) -> ModelRegistry:

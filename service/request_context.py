@@ -13,9 +13,9 @@ import time
 import uuid
 
 from starlette.requests import ClientDisconnect
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .errors import InternalError, error_response
 from .logs import request_id_var
 from .metrics import Metrics, RequestRecord
 
@@ -81,7 +81,7 @@ class RequestContext:
             log.exception("unhandled error")
             if started:
                 raise
-            await JSONResponse({"detail": "internal error"}, 500)(scope, receive, send_with_id)
+            await error_response(InternalError())(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - start
             self._record(scope, status, seconds)

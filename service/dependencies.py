@@ -1,0 +1,62 @@
+"""FastAPI dependencies: what a route handler may ask for, read from ``request.app.state``.
+
+``create_app`` puts the settings, the model registry, the metrics (or None) and the
+concurrency limits on ``app.state``; handlers declare them as parameters::
+
+    async def handler(settings: SettingsDep, registry: RegistryDep, limits: LimitsDep) -> ...
+
+so routes are plain module-level functions that any app instance (tests, Lambda, uvicorn) can
+serve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import anyio
+from fastapi import Depends, Request
+
+from .config import Settings
+from .metrics import Metrics
+from .registry import ModelRegistry
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The two bounds on concurrent predictions of one app.
+
+    ``admission``: predictions admitted at once (reading their body, waiting or running),
+    ``settings.max_pending_predictions`` tokens; beyond that a request gets a 503 before its
+    body is read. ``workers``: inferences running at once in worker threads (decode,
+    preprocess, ONNX Runtime), the thread plan's ``workers`` tokens.
+    """
+
+    admission: anyio.CapacityLimiter
+    workers: anyio.CapacityLimiter
+
+    @classmethod
+    def from_settings(cls, settings: Settings, workers: int) -> Limits:
+        return cls(anyio.CapacityLimiter(settings.max_pending_predictions), anyio.CapacityLimiter(workers))
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _registry(request: Request) -> ModelRegistry:
+    return request.app.state.registry
+
+
+def _metrics(request: Request) -> Metrics | None:
+    return request.app.state.metrics
+
+
+def _limits(request: Request) -> Limits:
+    return request.app.state.limits
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+RegistryDep = Annotated[ModelRegistry, Depends(_registry)]
+MetricsDep = Annotated[Metrics | None, Depends(_metrics)]
+LimitsDep = Annotated[Limits, Depends(_limits)]
