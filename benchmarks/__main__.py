@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -36,7 +35,9 @@ from service.registry import load_model
 from . import cold_start, http_latency, report, warm
 from .decision import top1
 from .installed import baseline_bytes, tree_bytes
-from .models import BENCH_BUILD, BUILD_MODELS, BenchModel, discover
+from .models import BenchModel, discover
+from .paths import BENCH_BUILD, BUILD_MODELS
+from .servers import free_port
 from .stats import percentile
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -46,12 +47,6 @@ PROJECT_README = README.parent.parent / "README.md"
 COLD_TARGET_S = {"mnist": 0.5}
 COLD_TARGET_DEFAULT_S = 1.0
 SPEEDUP_TARGET = 5.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def multipart_event(name: str, upload: bytes, upload_name: str) -> dict:
@@ -159,17 +154,10 @@ def run(args: argparse.Namespace) -> dict:
         print(f"[{model.name}] HTTP latency", flush=True)
         http = {}
         for launch in launches[1:]:
-            port = free_port()
-            process = http_latency.serve(launch, port)
-            try:
+            with http_latency.serve(launch, free_port()) as server:
                 latency = http_latency.measure(
-                    f"http://127.0.0.1:{port}{launch.predict_path}",
-                    model.upload,
-                    model.upload_name,
-                    args.requests,
+                    f"{server.url}{launch.predict_path}", model.upload, model.upload_name, args.requests
                 )
-            finally:
-                http_latency.stop(process)
             http[launch.variant] = asdict(latency)
 
         results["models"][model.name] = {

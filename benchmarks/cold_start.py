@@ -27,7 +27,8 @@ from pathlib import Path
 
 import httpx
 
-from .models import PROJECT_ROOT
+from .paths import PROJECT_ROOT
+from .servers import stop
 
 LAMBDA_CHILD = Path(__file__).with_name("lambda_cold.py")
 
@@ -140,12 +141,8 @@ def _run_http(
             )
         return Sample(elapsed, _peak_rss(process.pid), _cpu_seconds(process.pid))
     finally:
-        process.terminate()
-        try:
-            process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
+        process.stderr.close()  # unread once the answer is in; closing it cannot block the child
+        stop(process, timeout=20)
 
 
 def _listening(port: int) -> bool:

@@ -7,13 +7,16 @@ decoding, preprocessing, inference and JSON response.
 
 from __future__ import annotations
 
-import subprocess
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 
+from . import servers
 from .cold_start import Launch
+from .servers import Server
 from .stats import percentile
 
 # Stop after this many seconds once MIN_REQUESTS answers are in (the TF baseline on ResNet50
@@ -29,32 +32,21 @@ class Latency:
     requests: int
 
 
-def serve(launch: Launch, port: int, timeout: float = 180.0) -> subprocess.Popen:
-    """Start an HTTP variant and wait until it accepts connections."""
+@contextlib.contextmanager
+def serve(launch: Launch, port: int, timeout: float = 180.0) -> Iterator[Server]:
+    """Run an HTTP variant on ``port`` until the block ends; ready once it answers over HTTP."""
     argv = [*launch.argv, "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
-    process = subprocess.Popen(
-        argv, env=launch.env, cwd=launch.cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{launch.variant} exited with {process.returncode}")
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=2.0)
-            return process
-        except httpx.TransportError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"{launch.variant} did not start within {timeout} s")
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    with servers.serve(
+        argv,
+        port=port,
+        env=launch.env,
+        cwd=launch.cwd,
+        ready_path="/openapi.json",
+        ready=servers.answers,
+        timeout=timeout,
+        stop_timeout=20,
+    ) as server:
+        yield server
 
 
 def measure(url: str, upload: bytes, upload_name: str, requests: int, warmup: int = 5) -> Latency:

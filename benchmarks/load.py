@@ -25,9 +25,6 @@ import asyncio
 import contextlib
 import io
 import json
-import os
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -39,12 +36,10 @@ import numpy as np
 import psutil
 from PIL import Image
 
+from .paths import BUNDLED_MODELS, MNIST_NPZ
+from .servers import service_server
 from .stats import percentile
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-MNIST_NPZ = (
-    Path(os.environ.get("SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data")) / "mnist" / "mnist.npz"
-)
 FLAT_ABS_BYTES = 8 * 2**20
 FLAT_REL = 0.05
 
@@ -249,45 +244,19 @@ def _summarise(
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def uvicorn(model_dir: Path, env: dict[str, str]) -> Iterator[tuple[str, int]]:
-    """Start ``uvicorn service.app:app`` (the container command) on loopback; yield (url, pid)."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "service.app:app", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, "EDGE_MODEL_DIR": str(model_dir), **env},
-        stdout=subprocess.DEVNULL,  # JSON access logs are still formatted and written
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited with {process.returncode}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1.0).json()["models"]:
-                    break
-            except (httpx.TransportError, ValueError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not come up within 120 s")
-            time.sleep(0.1)
-        yield url, process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """Start ``uvicorn service.app:app`` (the container command) on loopback; yield (url, pid).
+
+    Ready once ``/health`` lists a model. Output is discarded (JSON access logs are still
+    formatted and written, as in production).
+    """
+
+    def serving(response: httpx.Response) -> bool:
+        return bool(response.json()["models"])
+
+    with service_server(model_dir, env=env, ready=serving, timeout=120, stop_timeout=30) as server:
+        yield server.url, server.process.pid
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -298,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     parser.add_argument("--min-requests", type=int, default=10_000, help="keep going until served")
     parser.add_argument("--warmup-requests", type=int, default=1000, help="excluded from the RSS trend")
-    parser.add_argument("--model-dir", type=Path, default=PROJECT_ROOT / "models_onnx")
+    parser.add_argument("--model-dir", type=Path, default=BUNDLED_MODELS)
     parser.add_argument("--url", help="an already running server (needs --pid for RSS)")
     parser.add_argument("--pid", type=int, help="that server's process id")
     parser.add_argument("--env", action="append", default=[], metavar="EDGE_X=V", help="server settings")

@@ -11,7 +11,6 @@ load it the way a tutorial app does. Results say which Keras model each baseline
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,12 +20,9 @@ from PIL import Image
 from service.manifest import MANIFEST_FILENAME, ImageNetPreprocessing, Manifest
 from service.preprocessing import preprocess
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = Path(os.environ.get("SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
-MNIST_NPZ = SHARED_DATA / "mnist" / "mnist.npz"
-PHOTOS = SHARED_DATA / "cats_vs_dogs"
-BUILD_MODELS = PROJECT_ROOT / "build" / "models"
-BENCH_BUILD = PROJECT_ROOT / "build" / "bench"
+from .paths import BENCH_BUILD, BUILD_MODELS, CATS_DOGS_DIR, MNIST_NPZ
+
+PHOTOS = CATS_DOGS_DIR
 
 
 @dataclass(frozen=True)

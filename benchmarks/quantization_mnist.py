@@ -21,6 +21,7 @@ from convert.calibration import ArrayCalibrationReader
 from convert.onnx_export import INPUT_NAME
 from convert.quantize import QuantizationConfig, quantize
 
+from .paths import MNIST_NPZ
 from .stats import percentile
 
 SETTINGS = {
@@ -52,7 +53,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--fp32", type=Path, default=Path("build/models/mnist/mnist.fp32.onnx"))
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/mnist/mnist.npz"))
+    parser.add_argument("--data", type=Path, default=MNIST_NPZ)
     parser.add_argument("--calibration-images", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=1234)
     args = parser.parse_args()

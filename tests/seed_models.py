@@ -17,10 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import BUNDLED_MODELS, PROJECT_ROOT, SHARED_DATA
-
-KERAS_WEIGHTS = SHARED_DATA / "keras_weights"
-CATS_DOGS_DIR = SHARED_DATA / "cats_vs_dogs"
+from benchmarks.paths import BUNDLED_MODELS, KERAS_WEIGHTS, PROJECT_ROOT
 
 # (model name, command-line arguments after ``python -m convert``)
 CATS_DOGS_VALIDATION_FRACTION = 0.4

@@ -12,16 +12,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.paths import CATS_DOGS_DIR, IMAGENET_VAL
 from service.manifest import ImageNetPreprocessing
 from service.preprocessing.imagenet import imagenet_tensor, resize_and_crop
 
-from .support import SHARED_DATA, encode
+from .support import encode
 
 keras = pytest.importorskip("keras")
 keras_apps = pytest.importorskip("convert.keras_apps")
 
-VAL_DIR = SHARED_DATA / "imagenet" / "val"
-CATS_DOGS_DIR = SHARED_DATA / "cats_vs_dogs"
+VAL_DIR = IMAGENET_VAL
 
 
 def _real_photos() -> list:

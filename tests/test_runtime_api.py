@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from benchmarks.servers import stop
+
 from .lambda_events import http_api_v2_event, multipart
 from .package_support import UnpackedPackage, install_runtime_interface_client, unpacked_package
 from .support import encode, mnist_test_digits
@@ -141,12 +143,7 @@ def runtime(
     try:
         yield api, process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=10)
         server.shutdown()
         server.server_close()
 
@@ -163,7 +160,9 @@ def test_runtime_interface_client_serves_multipart_uploads(
         assert payload["statusCode"] == 200, payload
         prediction = json.loads(payload["body"])
         assert prediction["model"] == "mnist"
-        assert 0.0 <= prediction["confidence"] <= 1.0 and len(prediction["top_k"]) == 3
+        assert len(prediction["top_k"]) == 3
+        assert prediction["confidence"] == prediction["top_k"][0]["probability"]
+        assert prediction["top_k"][0]["probability"] >= prediction["top_k"][1]["probability"]
         if label == labels[0]:  # the first MNIST test digit, a 7, which a trained model reads right
             assert prediction["prediction"] == str(int(label))
     assert api.init_errors == [] and process.poll() is None

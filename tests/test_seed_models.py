@@ -14,22 +14,22 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
+from benchmarks.paths import CATS_DOGS_DIR, IMAGENET_VAL
 from service.manifest import Manifest
 
 from .seed_models import (
-    CATS_DOGS_DIR,
     CATS_DOGS_VALIDATION_FRACTION,
     SEED,
     SeedModels,
 )
-from .support import SHARED_DATA, encode, uvicorn_server
+from .support import encode, uvicorn_server
 
 pytest.importorskip("tensorflow")
 imagenet_data = pytest.importorskip("convert.imagenet_data")
 cats_vs_dogs = pytest.importorskip("convert.cats_vs_dogs")
 
 pytestmark = pytest.mark.slow
-VAL_DIR = SHARED_DATA / "imagenet" / "val"
+VAL_DIR = IMAGENET_VAL
 
 
 def _manifest(seed_models: SeedModels, name: str) -> Manifest:
