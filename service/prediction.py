@@ -90,7 +90,11 @@ T = TypeVar("T")
 
 @asynccontextmanager
 async def admit(limiter: anyio.CapacityLimiter) -> AsyncIterator[None]:
-    """Hold one of ``limiter``'s tokens for the block, or refuse at once with a 503."""
+    """Hold one of ``limiter``'s tokens for the block, or refuse at once with a 503.
+
+    One token per request: anyio ties a token to the task holding it, and every request is
+    its own task (uvicorn, Mangum); a batch request is admitted once, not per image.
+    """
     try:
         limiter.acquire_nowait()
     except anyio.WouldBlock:

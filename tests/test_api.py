@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from service.manifest import Manifest
 
 from .support import BUNDLED_MODELS
@@ -56,4 +54,13 @@ def test_swagger_ui_and_schema_document_every_route(http):
     body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]
     assert {"multipart/form-data", "application/octet-stream"} <= set(body)
     assert "413" in schema["paths"]["/predict"]["post"]["responses"]
-    json.dumps(schema)  # serialisable as served
+
+
+def test_schema_states_the_configured_top_k_bounds_and_default_model(http):
+    schema = http.get("/openapi.json").json()
+    for path in ("/predict", "/models/{name}/predict"):
+        parameters = {p["name"]: p for p in schema["paths"][path]["post"]["parameters"]}
+        top_k = parameters["top_k"]["schema"]
+        assert (top_k["minimum"], top_k["maximum"], top_k["default"]) == (1, 1000, 3), path
+    name = {p["name"]: p for p in schema["paths"]["/models/{name}/predict"]["post"]["parameters"]}["name"]
+    assert name["schema"]["examples"] == ["mnist"]

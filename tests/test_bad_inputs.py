@@ -391,7 +391,9 @@ def test_bad_input(http: httpx.Client, case: Case) -> None:
             assert case.expect.detail in str(body["detail"]), body
         return
     assert body["model"] == "mnist"
-    assert 0.0 <= body["confidence"] <= 1.0
+    probabilities = [entry["probability"] for entry in body["top_k"]]
+    assert body["confidence"] == probabilities[0] and probabilities == sorted(probabilities, reverse=True)
+    assert probabilities[-1] >= 0.0 and sum(probabilities) <= 1.0 + 1e-6
     assert body["top_k"][0]["label"] == body["prediction"]
     if case.expect.label is not None:
         assert body["prediction"] == str(case.expect.label), body
