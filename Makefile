@@ -38,9 +38,11 @@ models: bootstrap  ## rebuild every model from data and publish it into $(MODEL_
 	$(CONVERT) keras-app resnet50 --weights $(WEIGHTS) --publish $(MODEL_DIR)
 	$(CONVERT) keras-app mobilenet_v2 --weights $(WEIGHTS) --publish $(MODEL_DIR)
 
-lint: bootstrap  ## ruff
+lint: bootstrap  ## ruff check, ruff format --check, mypy (service/ and convert/, config in pyproject.toml)
 	$(UV) sync --frozen --all-extras
 	$(VENV_BIN)/ruff check .
+	$(VENV_BIN)/ruff format --check .
+	$(VENV_BIN)/mypy
 
 # --- Packaging and benchmarks: infra/, serverless.yml, benchmarks/ ---
 ARCH ?= x86_64
