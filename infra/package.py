@@ -1,6 +1,7 @@
 """Build the AWS Lambda deployment package, reproducibly and without Docker.
 
-    python -m infra.package [--arch x86_64|arm64] [--model DIR ...] [--out build/lambda]
+    python -m infra.package [--arch x86_64|arm64] [--python 3.12|3.13|3.11] [--model DIR ...]
+                            [--out build/lambda] [--server]
 
 Steps: the runtime's locked wheels for the Lambda Python runtime and platform
 (``infra.requirements``), trimmed (``infra.trim``); ``service/`` and the selected models (each a
@@ -10,7 +11,9 @@ everything compiled to ``.pyc`` by an interpreter of the target version
 (``/var/task`` is read-only, so without them every cold start compiles from source); then a zip
 with sorted entries and fixed timestamps, so the same inputs give the same bytes.
 
-Outputs under ``<out>/<arch>/``: ``package/`` (the unzipped tree; also what the container images
+Outputs under ``<out>/<arch>/`` (``<out>/<arch>-py<version>/`` for a Python other than 3.12:
+3.13 is Lambda's newer runtime, 3.11 is Debian bookworm's, the base of the locally built
+images): ``package/`` (the unzipped tree; also what the container images
 copy), ``server/`` (uvicorn for the CPU container, with ``--server``), ``edge-infer-<arch>.zip``
 and ``size-report.json``. Exits 1 when the unzipped size exceeds Lambda's limit.
 """
@@ -44,6 +47,9 @@ TARGET_UNZIPPED_BYTES = 150 * 1_000_000
 # https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html
 PLATFORMS = {"x86_64": "x86_64-manylinux_2_34", "arm64": "aarch64-manylinux_2_34"}
 DEFAULT_PYTHON_VERSION = "3.12"
+# Pythons the package can target: Lambda's python3.12 / python3.13 runtimes; 3.11 for a
+# container on Debian bookworm's python3 (the images built here from Debian's archive).
+PYTHON_VERSIONS = ("3.11", "3.12", "3.13")
 DEFAULT_OUT = PROJECT_ROOT / "build" / "lambda"
 DEFAULT_MODELS_ROOT = PROJECT_ROOT / "models_onnx"
 # Fixed zip timestamp (the earliest a zip can store) so rebuilds are byte-identical.
@@ -59,6 +65,12 @@ class BuildResult:
     @property
     def within_limit(self) -> bool:
         return self.report["unzipped_bytes"] <= self.report["limit_bytes"]
+
+
+def build_dir(out: Path, arch: str, python_version: str = DEFAULT_PYTHON_VERSION) -> Path:
+    """``<out>/<arch>`` for the default Python, ``<out>/<arch>-py<version>`` otherwise."""
+    suffix = "" if python_version == DEFAULT_PYTHON_VERSION else f"-py{python_version}"
+    return out / f"{arch}{suffix}"
 
 
 def find_python(version: str) -> str | None:
@@ -200,8 +212,10 @@ def build(
         subprocess.CalledProcessError: uv could not export the lock or install a wheel (e.g.
             no wheel of a pinned version for that platform and Python).
     """
+    if python_version not in PYTHON_VERSIONS:
+        raise ValueError(f"python_version {python_version!r} is not one of {PYTHON_VERSIONS}")
     platform = PLATFORMS[arch]
-    base = out / arch
+    base = build_dir(out, arch, python_version)
     package_dir = base / "package"
     for stale in (package_dir, base / "server"):
         if stale.exists():
@@ -244,6 +258,8 @@ def build(
     }
     report = size_report(package_dir, zip_path, models, removed, meta)
     (base / "size-report.json").write_text(json.dumps(report, indent=2) + "\n")
+    # The directory is the images' build context (infra/Dockerfile*): only the trees go in.
+    (base / ".dockerignore").write_text("*\n!package/\n!server/\n!runtime/\n")
     return BuildResult(package_dir=package_dir, zip_path=zip_path, report=report)
 
 
@@ -286,8 +302,16 @@ def main(argv: list[str] | None = None) -> int:
         f"(default: every model under {DEFAULT_MODELS_ROOT.relative_to(PROJECT_ROOT)}/)",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--python-version", default=DEFAULT_PYTHON_VERSION)
-    parser.add_argument("--python", help="interpreter of --python-version used to compile .pyc")
+    parser.add_argument(
+        "--python",
+        "--python-version",
+        dest="python_version",
+        choices=PYTHON_VERSIONS,
+        default=DEFAULT_PYTHON_VERSION,
+        help="target Python: 3.12 (Lambda python3.12, default), 3.13 (python3.13), "
+        "3.11 (Debian bookworm's python3, for the locally built images)",
+    )
+    parser.add_argument("--python-exe", help="interpreter of that version used to compile .pyc")
     parser.add_argument(
         "--server", action="store_true", help="also install uvicorn into <out>/<arch>/server/"
     )
@@ -304,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             arch,
             args.models,
             args.python_version,
-            args.python,
+            args.python_exe,
             args.server,
             optimize=not args.no_optimize,
         )

@@ -7,11 +7,14 @@ running one; the package is built for whichever is used, so its compiled wheels 
 from __future__ import annotations
 
 import functools
+import os
 import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from infra.package import BuildResult, build, find_python
 from infra.requirements import install_wheels, locked_requirements
@@ -91,3 +94,16 @@ def run_isolated(
         text=True,
         timeout=timeout,
     )
+
+
+def require_tools(missing: list[str], hint: str, what: str) -> None:
+    """Skip (or, under CI=true, fail) when tools ``what`` needs are missing.
+
+    CI must run these tests: .ci/run installs the tools, so a skip there means a broken set-up.
+    """
+    if not missing:
+        return
+    message = f"{what} needs {', '.join(missing)}: {hint}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but {message}", pytrace=False)
+    pytest.skip(message)
