@@ -44,24 +44,43 @@ lint: bootstrap  ## ruff check, ruff format --check, mypy (service/ and convert/
 	$(VENV_BIN)/ruff format --check .
 	$(VENV_BIN)/mypy
 
-# --- Packaging and benchmarks: infra/, serverless.yml, benchmarks/ ---
+# --- Packaging, deployment manifests, containers, benchmarks: infra/, serverless.yml, benchmarks/ ---
 ARCH ?= x86_64
+# Target Python: 3.12 (Lambda python3.12), 3.13 (python3.13), 3.11 (Debian bookworm images).
+PY ?= 3.12
+PKG_DIR = build/lambda/$(ARCH)$(if $(filter 3.12,$(PY)),,-py$(PY))
 MODELS ?=
 BENCH_ARGS ?=
-CFN_LINT := cfn-lint==1.58.0
 
-.PHONY: package validate-infra bench
+.PHONY: package validate-infra images test-infra bench bench-containers
 
-package: bootstrap  ## build the Lambda zip + image inputs in build/lambda/$(ARCH)/ (ARCH=arm64; MODELS="dir ...")
+package: bootstrap  ## build the Lambda zip + image inputs in build/lambda/$(ARCH)/ (ARCH=arm64; PY=3.13; MODELS="dir ...")
 	$(UV) sync --frozen --inexact
-	$(VENV_BIN)/python -m infra.package --arch $(ARCH) --server $(foreach m,$(MODELS),--model $(m))
+	$(VENV_BIN)/python -m infra.package --arch $(ARCH) --python $(PY) --server $(foreach m,$(MODELS),--model $(m))
+	@# infra/sam/template.yaml deploys this copy (CodeUri); pass Architecture=$(ARCH) to sam deploy.
+	mkdir -p build/lambda/sam && cp $(PKG_DIR)/edge-infer-$(ARCH).zip build/lambda/sam/edge-infer.zip
 
 # W3005: serverless v3 adds a DependsOn that a Ref already implies; harmless, not ours to fix.
-validate-infra: package  ## serverless.yml -> CloudFormation (serverless v3, offline) -> cfn-lint
+validate-infra: package  ## serverless.yml + SAM -> CloudFormation -> cfn-lint; Kubernetes + KServe schemas
+	$(UV) sync --frozen --all-extras
 	npm ci --prefix infra --no-audit --no-fund --ignore-scripts
 	SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off infra/node_modules/.bin/serverless package \
 		--stage dev --param="arch=$(ARCH)" --package build/serverless
-	$(UV) tool run --from $(CFN_LINT) cfn-lint --ignore-checks W3005 -- build/serverless/cloudformation-template-*.json
+	$(VENV_BIN)/cfn-lint --ignore-checks W3005 -- build/serverless/cloudformation-template-*.json
+	$(VENV_BIN)/python -m infra.validate
+
+images: bootstrap  ## podman: both images on Debian bookworm (localhost/edge-infer:debian, edge-infer-lambda:debian)
+	$(UV) sync --frozen --all-extras
+	$(VENV_BIN)/python -m infra.containers image
+	$(VENV_BIN)/python -m infra.containers image-lambda
+
+test-infra: bootstrap  ## manifests, both container images and the arm64 package under QEMU (part of `make test`)
+	$(UV) sync --frozen --all-extras
+	nice -n 10 $(VENV_BIN)/pytest tests/test_infra_manifests.py tests/test_container.py \
+		tests/test_container_lambda.py tests/test_arm64_package.py
+
+bench-containers: images  ## container start -> first prediction, both images -> benchmarks/results/container_start.json
+	nice -n 10 $(VENV_BIN)/python -m benchmarks.container_start $(BENCH_ARGS)
 
 bench: bootstrap  ## cold start, latency, throughput vs the TensorFlow baseline -> benchmarks/results/ (BENCH_ARGS=...)
 	$(UV) sync --frozen --all-extras
