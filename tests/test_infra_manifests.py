@@ -157,6 +157,8 @@ def test_inference_service_is_valid_against_kserve_crd(inference_service: dict) 
     assert predictor["minReplicas"] == 0 and predictor["scaleMetric"] == "concurrency"
     assert predictor["containers"][0]["ports"][0]["containerPort"] == 8080
     assert predictor["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    # KServe reads a custom predictor's protocol version from its PROTOCOL variable.
+    assert {"name": "PROTOCOL", "value": "v2"} in predictor["containers"][0]["env"]
 
 
 @pytest.mark.parametrize(
