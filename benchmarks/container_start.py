@@ -10,7 +10,7 @@ container (``podman run -d``, runc, host network, read-only root) and times:
 - uvicorn image: until ``POST /models/mnist/predict`` with a real MNIST digit returns the right
   digit (polled every 20 ms; connection refusals while the server starts are retried);
 - Lambda image: until awslambdaric inside the container has fetched an API Gateway event from a
-  Runtime API on loopback (the one tests/test_runtime_api.py serves) and posted a correct answer.
+  Runtime API on loopback (``benchmarks.runtime_api``) and posted a correct answer.
 
 The clock starts before ``podman run`` (so it includes the runtime creating the container) and
 stops at the answer. Image sizes are ``podman image inspect`` .Size (uncompressed).
@@ -19,24 +19,25 @@ stops at the answer. Image sizes are ``podman image inspect`` .Size (uncompresse
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import platform
 import statistics
 import subprocess
-import threading
 import time
 from datetime import UTC, datetime
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import numpy as np
+from PIL import Image
 
 from infra import containers
-from tests.lambda_events import http_api_v2_event, multipart
-from tests.support import encode, free_port, mnist_test_digits
-from tests.test_runtime_api import RuntimeAPI
 
-from .models import PROJECT_ROOT
+from .lambda_events import http_api_v2_event, multipart
+from .paths import MNIST_NPZ, PROJECT_ROOT
+from .runtime_api import serve_runtime_api
+from .servers import free_port
 
 DEFAULT_OUT = PROJECT_ROOT / "benchmarks" / "results" / "container_start.json"
 
@@ -45,13 +46,27 @@ def cpu_description() -> dict:
     """CPU model and the ISA flags that matter for int8 inference (from /proc/cpuinfo)."""
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if "model name" in line), "?")
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    flags = next(
+        (line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []
+    )
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "fma")
     return {"model": model, "isa": [f for f in wanted if f in flags]}
 
 
+def first_mnist_digit() -> tuple[bytes, str]:
+    """The first MNIST test digit as PNG bytes, and its label."""
+    with np.load(MNIST_NPZ) as data:
+        digit, label = data["x_test"][0], data["y_test"][0]
+    buffer = io.BytesIO()
+    Image.fromarray(digit).save(buffer, "PNG")
+    return buffer.getvalue(), str(int(label))
+
+
 def _running(name: str) -> bool:
-    return containers.podman("inspect", "--format", "{{.State.Running}}", name, check=False).stdout.strip() == "true"
+    return (
+        containers.podman("inspect", "--format", "{{.State.Running}}", name, check=False).stdout.strip()
+        == "true"
+    )
 
 
 def server_start(tag: str, png: bytes, expected: str, timeout: float = 120.0) -> float:
@@ -75,37 +90,33 @@ def server_start(tag: str, png: bytes, expected: str, timeout: float = 120.0) ->
                 if not _running(name):
                     break
             time.sleep(0.02)
-        raise RuntimeError(f"no correct prediction from {tag}: {containers.podman('logs', name).stderr[-2000:]}")
+        raise RuntimeError(
+            f"no correct prediction from {tag}: {containers.podman('logs', name).stderr[-2000:]}"
+        )
     finally:
         containers.podman("rm", "-f", "-t", "0", name, check=False)
 
 
 def lambda_start(tag: str, event: dict, expected: str, timeout: float = 120.0) -> float:
     """Seconds from ``podman run`` to awslambdaric posting the first correct response."""
-    api = RuntimeAPI()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), api.handler_class())
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    host, port = server.server_address
     name = "edge-infer-lambda-bench"
     containers.podman("rm", "-f", name, check=False)
-    command = containers.run_command(
-        "-d", "--name", name, "--read-only", "--network", "host",
-        "-e", f"AWS_LAMBDA_RUNTIME_API={host}:{port}", "-e", "AWS_LAMBDA_FUNCTION_NAME=edge-infer",
-        "-e", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=2048", "-e", "AWS_REGION=us-east-1", tag,
-    )  # fmt: skip
-    started = time.perf_counter()
-    try:
-        subprocess.run(command, check=True, capture_output=True, timeout=timeout)
-        kind, payload = api.invoke(event, timeout=timeout)
-        elapsed = time.perf_counter() - started
-        if kind != "response" or json.loads(payload["body"])["prediction"] != expected:
-            raise RuntimeError(f"wrong answer from {tag}: {kind} {payload}")
-        return elapsed
-    finally:
-        containers.podman("rm", "-f", "-t", "0", name, check=False)
-        server.shutdown()
-        server.server_close()
+    with serve_runtime_api() as (api, address):
+        command = containers.run_command(
+            "-d", "--name", name, "--read-only", "--network", "host",
+            "-e", f"AWS_LAMBDA_RUNTIME_API={address}", "-e", "AWS_LAMBDA_FUNCTION_NAME=edge-infer",
+            "-e", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=2048", "-e", "AWS_REGION=us-east-1", tag,
+        )  # fmt: skip
+        started = time.perf_counter()
+        try:
+            subprocess.run(command, check=True, capture_output=True, timeout=timeout)
+            kind, payload = api.invoke(event, timeout=timeout)
+            elapsed = time.perf_counter() - started
+            if kind != "response" or json.loads(payload["body"])["prediction"] != expected:
+                raise RuntimeError(f"wrong answer from {tag}: {kind} {payload}")
+            return elapsed
+        finally:
+            containers.podman("rm", "-f", "-t", "0", name, check=False)
 
 
 def summarize(samples: list[float]) -> dict:
@@ -127,8 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"missing {containers.missing_tools()}: {containers.ENABLE_HINT}")
 
     server_tag, lambda_tag = containers.server_image(), containers.lambda_image()
-    digits, labels = mnist_test_digits(1)
-    png, expected = encode(digits[0], "PNG"), str(int(labels[0]))
+    png, expected = first_mnist_digit()
     content_type, body = multipart(png)
     event = http_api_v2_event("/models/mnist/predict", body, content_type)
     load_before = Path("/proc/loadavg").read_text().split()[0]
@@ -139,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m benchmarks.container_start " + " ".join(argv or []),
         "machine": f"{platform.machine()}, {cpu_description()}",
         "podman": containers.podman("--version").stdout.strip(),
-        "load_average_before_after": [float(load_before), float(Path("/proc/loadavg").read_text().split()[0])],
+        "load_average_before_after": [
+            float(load_before),
+            float(Path("/proc/loadavg").read_text().split()[0]),
+        ],
         "models": sorted(
             p.name for p in (containers.debian_package() / "package" / "models_onnx").iterdir() if p.is_dir()
         ),
@@ -158,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     for kind in ("server", "lambda"):
         timing = result["start_to_first_prediction"][kind]
         size = result["images"][kind]["bytes"] / 1e6
-        print(f"| {result['images'][kind]['tag']} | {size:.1f} | {timing['p50_s']} | {timing['min_s']} | {timing['max_s']} |")
+        tag = result["images"][kind]["tag"]
+        print(f"| {tag} | {size:.1f} | {timing['p50_s']} | {timing['min_s']} | {timing['max_s']} |")
     print(f"(base {containers.BASE_IMAGE}: {result['images']['base']['bytes'] / 1e6:.1f} MB)")
     return 0
 

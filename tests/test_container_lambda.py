@@ -1,6 +1,6 @@
 """infra/Dockerfile.lambda (target ``ric``) built with podman on Debian bookworm and run as
 Lambda runs it: awslambdaric inside the container long-polls a Lambda Runtime API (served on
-loopback by the test, tests/test_runtime_api.py) and answers real API Gateway events carrying
+loopback by the test, ``benchmarks.runtime_api``) and answers real API Gateway events carrying
 base64 multipart uploads of real MNIST digits. Non-root, read-only root filesystem.
 """
 
@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 
 import pytest
 
+from benchmarks.runtime_api import RuntimeAPI, serve_runtime_api
 from infra import containers
 
 from .lambda_events import http_api_v2_event, multipart, rest_api_v1_event
 from .package_support import require_tools
 from .support import BUNDLED_MODELS, encode, mnist_test_digits
-from .test_runtime_api import RuntimeAPI
 
 TAG = "localhost/edge-infer-lambda:pytest"
 NAME = "edge-infer-lambda-pytest"
@@ -39,39 +37,33 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def runtime(image: str) -> Iterator[RuntimeAPI]:
-    api = RuntimeAPI()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), api.handler_class())
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    host, port = server.server_address
     containers.podman("rm", "-f", NAME, check=False)
-    command = containers.run_command(
-        "-d",
-        "--name",
-        NAME,
-        "--read-only",
-        "--network",
-        "host",
-        "-e",
-        f"AWS_LAMBDA_RUNTIME_API={host}:{port}",
-        "-e",
-        "AWS_LAMBDA_FUNCTION_NAME=edge-infer",
-        "-e",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1024",
-        "-e",
-        "AWS_REGION=us-east-1",
-        image,
-    )
-    subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
-    try:
-        yield api
-    finally:
-        logs = containers.podman("logs", NAME, check=False)
-        containers.podman("rm", "-f", "-t", "0", NAME, check=False)
-        server.shutdown()
-        server.server_close()
-        if api.init_errors:
-            print(logs.stdout[-3000:], logs.stderr[-3000:])
+    with serve_runtime_api() as (api, address):
+        command = containers.run_command(
+            "-d",
+            "--name",
+            NAME,
+            "--read-only",
+            "--network",
+            "host",
+            "-e",
+            f"AWS_LAMBDA_RUNTIME_API={address}",
+            "-e",
+            "AWS_LAMBDA_FUNCTION_NAME=edge-infer",
+            "-e",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1024",
+            "-e",
+            "AWS_REGION=us-east-1",
+            image,
+        )
+        subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
+        try:
+            yield api
+        finally:
+            logs = containers.podman("logs", NAME, check=False)
+            containers.podman("rm", "-f", "-t", "0", NAME, check=False)
+            if api.init_errors:
+                print(logs.stdout[-3000:], logs.stderr[-3000:])
 
 
 def test_image_runs_awslambdaric_as_non_root(image: str) -> None:

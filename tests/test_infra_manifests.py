@@ -40,7 +40,11 @@ def inference_service() -> dict:
 
 def test_validate_command_passes_on_the_shipped_manifests() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "infra.validate"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "infra.validate"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines() == ["sam: ok", "kubernetes: ok", "kserve: ok"]
@@ -58,7 +62,12 @@ def test_sam_translates_to_the_resources_a_deployment_needs(translated: dict) ->
     assert function["ReservedConcurrentExecutions"]["Fn::If"][0] == "HasReservedConcurrency"
     assert function["LoggingConfig"] == {"LogGroup": {"Ref": "FunctionLogGroup"}}
     types = {r["Type"] for r in resources.values()}
-    assert {"AWS::Lambda::Version", "AWS::Lambda::Alias", "AWS::ApiGatewayV2::Api", "AWS::Lambda::Url"} <= types
+    assert {
+        "AWS::Lambda::Version",
+        "AWS::Lambda::Alias",
+        "AWS::ApiGatewayV2::Api",
+        "AWS::Lambda::Url",
+    } <= types
     # The HTTP API's $default route (every method, every path) -> the live alias, payload 2.0.
     route = resources["HttpApi"]["Properties"]["Body"]["paths"]["$default"]["x-amazon-apigateway-any-method"]
     integration = route["x-amazon-apigateway-integration"]
@@ -118,7 +127,11 @@ def test_deployment_follows_the_sizing_and_shutdown_rules(deployment: dict) -> N
     ("path", "value", "expected"),
     [
         (("spec", "replicas"), "two", "is not of type"),
-        (("spec", "template", "spec", "containers", 0, "ports", 0, "containerPort"), "http", "is not of type"),
+        (
+            ("spec", "template", "spec", "containers", 0, "ports", 0, "containerPort"),
+            "http",
+            "is not of type",
+        ),
         (("spec", "template", "spec", "containers", 0, "livenessProbe", "httpGett"), {}, "Additional"),
     ],
 )
