@@ -80,6 +80,34 @@ def wait_healthy(url: str, name: str, timeout: float = 60.0) -> None:
     raise AssertionError(f"container {name} not healthy:\n{logs.stdout[-3000:]}{logs.stderr[-3000:]}")
 
 
+def wait_for(condition, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def in_progress(url: str) -> float:
+    """The server's edge_http_requests_in_progress gauge (this scrape included)."""
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    return float(
+        next(
+            line.split()[-1]
+            for line in text.splitlines()
+            if line.startswith("edge_http_requests_in_progress")
+        )
+    )
+
+
+def accepts_connections(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     require_tools(containers.missing_tools(), containers.ENABLE_HINT, "the container tests")
@@ -151,8 +179,9 @@ def test_bad_upload_gets_a_4xx_from_the_container(container: Container) -> None:
 
 
 def test_sigterm_finishes_the_request_in_flight(container: Container) -> None:
-    """Half an upload is sent, the container gets SIGTERM, then the rest: the answer is a 200
-    prediction and the server then exits 0 (uvicorn's graceful shutdown)."""
+    """Half an upload is sent, the container gets SIGTERM, new connections are refused, then the
+    rest of the upload is sent: the answer is a 200 prediction and the server then exits 0
+    (uvicorn's graceful shutdown)."""
     digits, labels = mnist_test_digits(1)
     content_type, body = multipart(encode(digits[0], "PNG"))
     port = int(container.url.rsplit(":", 1)[1])
@@ -162,11 +191,15 @@ def test_sigterm_finishes_the_request_in_flight(container: Container) -> None:
     ).encode()
     with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
         connection.sendall(head + body[: len(body) // 2])
-        time.sleep(0.5)  # the server has read the headers: the request is in flight
+        # In flight: the app is serving it (the /metrics request reading the gauge is the other).
+        wait_for(lambda: in_progress(container.url) >= 2, "the half-sent request to reach the app")
         containers.podman("kill", "--signal", "TERM", container.name)
-        time.sleep(1.0)  # shutdown has begun while the body is still arriving
-        state = containers.podman("inspect", "--format", "{{.State.Running}}", container.name).stdout
-        assert state.strip() == "true", "the server exited with a request in flight"
+        # Shutdown has begun: the listening socket is closed, new connections are refused.
+        wait_for(lambda: not accepts_connections(port), "the server to stop accepting connections")
+        assert (
+            containers.podman("inspect", "--format", "{{.State.Running}}", container.name).stdout.strip()
+            == "true"
+        )
         connection.sendall(body[len(body) // 2 :])
         received = b""
         while chunk := connection.recv(65536):
