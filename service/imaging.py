@@ -13,9 +13,10 @@ import warnings
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import heif
 from .errors import BadImage, PayloadTooLarge, UnsupportedImage
 
-ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", heif.HEIF, heif.AVIF)
 
 
 def decode_image(data: bytes, max_pixels: int) -> Image.Image:
@@ -39,7 +40,7 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
         # Pillow's own bomb check warns below 2x its global limit; ours is explicit, below.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+            image = Image.open(io.BytesIO(data), formats=heif.formats_for(data, ALLOWED_FORMATS))
         except UnidentifiedImageError:
             sniffed = _sniff(data)
             if sniffed in ALLOWED_FORMATS:
@@ -62,8 +63,9 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
             oriented = ImageOps.exif_transpose(image)
         except Image.DecompressionBombError:
             raise PayloadTooLarge(f"image has too many pixels (limit {max_pixels})") from None
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, ZeroDivisionError) as exc:
-            # Pillow reports truncation as OSError("image file is truncated ...").
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, ZeroDivisionError, RuntimeError) as exc:
+            # Pillow reports truncation as OSError("image file is truncated ..."); its AVIF
+            # plugin reports undecodable data as RuntimeError("Failed to decode frame ...").
             fmt = image.format or "image"
             if "truncated" in str(exc):
                 raise BadImage(f"{fmt} data is truncated") from None
@@ -92,9 +94,9 @@ _SIGNATURES = {
 
 def _sniff(data: bytes) -> str | None:
     head = data[:16]
-    if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif"):
-        return "HEIF/AVIF"
-    return next((name for magic, name in _SIGNATURES.items() if head.startswith(magic)), None)
+    return heif.container_format(data) or next(
+        (name for magic, name in _SIGNATURES.items() if head.startswith(magic)), None
+    )
 
 
 def _unidentified_detail(sniffed: str | None) -> str:

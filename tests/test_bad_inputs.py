@@ -136,7 +136,18 @@ GIF_A = encode(_digit(A).convert("P"), "GIF")
 WEBP_A = encode(_digit(A).convert("RGB"), "WEBP", quality=90)
 BMP_A = encode(_digit(A), "BMP")
 TIFF_A = encode(_digit(A), "TIFF")
-ALLOWED = "send one of: JPEG, PNG, GIF, WEBP, BMP, TIFF"
+AVIF_A = encode(_digit(A).convert("RGB"), "AVIF", quality=90)
+
+
+def _heic(image: Image.Image) -> bytes:
+    import pillow_heif  # the service registers only the opener; the encoder is for tests
+
+    pillow_heif.register_heif_opener()
+    return encode(image, "HEIF", quality=90)
+
+
+HEIC_A = _heic(_digit(A).convert("RGB"))
+ALLOWED = "send one of: JPEG, PNG, GIF, WEBP, BMP, TIFF, HEIF, AVIF"
 
 
 def corpus() -> list[Case]:
@@ -200,9 +211,16 @@ def corpus() -> list[Case]:
             content=b"<svg xmlns='http://www.w3.org/2000/svg' width='9' height='9'/>",
         ),
         Case(
-            "HEIC",
-            Expect(415, "HEIF/AVIF is not a supported image format"),
+            "HEIC box header only",
+            Expect(400, "HEIF data is corrupt"),
             content=b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64,
+        ),
+        Case("HEIC truncated at half", Expect(400, "HEIF"), content=HEIC_A[: len(HEIC_A) // 2]),
+        Case("AVIF truncated at half", Expect(400, "AVIF"), content=AVIF_A[: len(AVIF_A) // 2]),
+        Case(
+            "AVIF pixel data zeroed",
+            Expect(400, "AVIF"),
+            content=AVIF_A[: AVIF_A.index(b"mdat") + 4] + bytes(len(AVIF_A) - AVIF_A.index(b"mdat") - 4),
         ),
         Case("ICO", Expect(415, "ICO is not a supported image format"), content=encode(_digit(A), "ICO")),
         Case(
@@ -300,6 +318,8 @@ def corpus() -> list[Case]:
         Case("JPEG labelled image/png", ok, files=_multipart(JPEG_A, ctype="image/png")),
         Case("GIF", ok, content=GIF_A),
         Case("WebP", ok, content=WEBP_A),
+        Case("HEIC", ok, content=HEIC_A),
+        Case("AVIF", ok, content=AVIF_A),
         Case("BMP", ok, content=BMP_A),
         Case("TIFF", ok, content=TIFF_A),
         Case("animated GIF: first frame used", ok, content=_animated("GIF", A, B)),
