@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from . import __doc__ as service_doc
+from . import batch_routes, v1_routes, v2_routes
 from .auth import api_key_dependencies
 from .config import Settings, get_settings
 from .dependencies import Limits
@@ -84,9 +85,11 @@ def _include_routes(app: FastAPI, settings: Settings, metrics_enabled: bool) -> 
     """``/health`` and ``/metrics`` stay open (probes, scrapers); the rest need a key if set."""
     auth = api_key_dependencies(settings.api_keys, settings.api_key_header)
     app.include_router(open_router)
+    app.include_router(v2_routes.open_router)  # /v2/health/*: probes, like /health
     if metrics_enabled:
         app.include_router(metrics_router)
-    app.include_router(api_router, dependencies=auth, responses={401: UNAUTHORIZED} if auth else {})
+    for router in (api_router, batch_routes.router, v1_routes.router, v2_routes.router):
+        app.include_router(router, dependencies=auth, responses={401: UNAUTHORIZED} if auth else {})
     openapi = app.openapi
 
     def documented() -> dict[str, Any]:
@@ -121,16 +124,17 @@ def _register_error_handlers(app: FastAPI) -> None:
     """
 
     @app.exception_handler(ServiceError)
-    async def service_error(_: Request, exc: ServiceError) -> Response:
-        return error_response(exc)
+    async def service_error(request: Request, exc: ServiceError) -> Response:
+        return error_response(exc, request.url.path)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> Response:
-        return error_response(HTTPError(exc.status_code, exc.detail, dict(exc.headers or {}) or None))
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        error = HTTPError(exc.status_code, exc.detail, dict(exc.headers or {}) or None)
+        return error_response(error, request.url.path)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_parameters(_: Request, exc: RequestValidationError) -> Response:
-        return error_response(InvalidParameters(jsonable_encoder(exc.errors())))
+    async def invalid_parameters(request: Request, exc: RequestValidationError) -> Response:
+        return error_response(InvalidParameters(jsonable_encoder(exc.errors())), request.url.path)
 
 
 _app: FastAPI | None = None

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from .cpus import ThreadPlan, cpu_budget, plan_threads, visible_cpus
+from .url_fetch import UrlPolicy
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "models_onnx"
@@ -64,6 +65,33 @@ class Settings(BaseModel):
     )
     default_top_k: int = Field(3, ge=1)
     max_top_k: int = Field(1000, ge=1)
+
+    # Several images per request (batch route, V1 instances, V2 BYTES/FP32 batches).
+    max_batch_images: int = Field(
+        32, ge=1, le=1024, description="Most images in one request; more get a 413 before decoding."
+    )
+    batch_chunk: int = Field(
+        8,
+        ge=1,
+        description=(
+            "Images per ONNX Runtime call when a request carries several: a batch runs in chunks "
+            "of this size (benchmarks/batch_http.py --chunks measures the fastest)."
+        ),
+    )
+
+    # Image URLs in JSON bodies: off by default (server-side request forgery; service/url_fetch.py).
+    image_urls: bool = Field(False, description='Accept {"image_url": ...} JSON bodies.')
+    image_url_allowed_hosts: tuple[str, ...] = Field(
+        (),
+        description=(
+            "Comma-separated host names or IPs: when set, the only hosts image URLs are fetched "
+            "from, and these may be private or loopback. Empty = any host with a global address."
+        ),
+    )
+    image_url_connect_timeout: float = Field(3.0, gt=0, le=60, description="Seconds to connect, per hop.")
+    image_url_timeout: float = Field(
+        10.0, gt=0, le=300, description="Seconds for a whole URL fetch: lookups, redirects and the body."
+    )
 
     # Security. Lambda deployments leave api_keys empty and use API Gateway auth instead.
     api_keys: tuple[SecretStr, ...] = Field(
@@ -110,12 +138,19 @@ class Settings(BaseModel):
                 values[name] = value
         return cls.model_validate(values)
 
-    @field_validator("api_keys", "cors_origins", mode="before")
+    @field_validator("api_keys", "cors_origins", "image_url_allowed_hosts", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(item.strip() for item in value.split(",") if item.strip())
         return value
+
+    @field_validator("image_url_allowed_hosts")
+    @classmethod
+    def _canonical_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from .url_fetch import normalize_allowed_host
+
+        return tuple(normalize_allowed_host(host) for host in value)
 
     @field_validator("model_dir")
     @classmethod
@@ -129,6 +164,16 @@ class Settings(BaseModel):
                 f"default_top_k ({self.default_top_k}) must not exceed max_top_k ({self.max_top_k})"
             )
         return self
+
+    def url_policy(self) -> UrlPolicy:
+        """What image URLs may be fetched (``service.url_fetch``); the byte cap is the body limit."""
+        return UrlPolicy(
+            enabled=self.image_urls,
+            allowed_hosts=frozenset(self.image_url_allowed_hosts),
+            max_bytes=self.max_body_bytes,
+            connect_timeout=self.image_url_connect_timeout,
+            total_timeout=self.image_url_timeout,
+        )
 
     def thread_plan(self, environ: Mapping[str, str] | None = None) -> ThreadPlan:
         """Inference workers and ONNX Runtime threads per inference, from the CPU budget.

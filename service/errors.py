@@ -112,6 +112,28 @@ class Overloaded(ServiceError):
     status_code = 503
 
 
-def error_response(exc: ServiceError) -> JSONResponse:
-    """The HTTP response for ``exc``: its status, ``{"detail": ...}`` and its headers."""
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+def error_response(exc: ServiceError, path: str = "") -> JSONResponse:
+    """The HTTP response for ``exc``: its status, ``{"detail": ...}`` and its headers.
+
+    Under the protocol routes (``path`` starting ``/v1/`` or ``/v2``) the body also carries
+    ``"error"``, the message as one string, which is what V1/V2 clients read (tritonclient
+    raises it as ``InferenceServerException``).
+    """
+    body: dict[str, Any] = {"detail": exc.detail}
+    if path == "/v2" or path.startswith(("/v1/", "/v2/")):
+        body = {"error": _as_text(exc.detail), **body}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def _as_text(detail: str | list[Any]) -> str:
+    if isinstance(detail, str):
+        return detail
+    # FastAPI's validation errors: "query.top_k: Input should be ..." per error.
+    parts = []
+    for error in detail:
+        if isinstance(error, dict):
+            where = ".".join(str(p) for p in error.get("loc", ()))
+            parts.append(f"{where}: {error.get('msg', '')}" if where else str(error.get("msg", "")))
+        else:
+            parts.append(str(error))
+    return "; ".join(parts)

@@ -63,9 +63,10 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
             oriented = ImageOps.exif_transpose(image)
         except Image.DecompressionBombError:
             raise PayloadTooLarge(f"image has too many pixels (limit {max_pixels})") from None
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, ZeroDivisionError, RuntimeError) as exc:
-            # Pillow reports truncation as OSError("image file is truncated ..."); its AVIF
-            # plugin reports undecodable data as RuntimeError("Failed to decode frame ...").
+        except RuntimeError as exc:  # Pillow's AVIF plugin: "Failed to decode frame 0: ..."
+            raise BadImage(f"corrupt {image.format or 'image'} data: {_short(exc)}") from None
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, ZeroDivisionError) as exc:
+            # Pillow reports truncation as OSError("image file is truncated ...").
             fmt = image.format or "image"
             if "truncated" in str(exc):
                 raise BadImage(f"{fmt} data is truncated") from None

@@ -30,11 +30,13 @@ class BodySizeLimit:
             return
         declared = _content_length(scope)
         if declared == -1:
-            await error_response(BadRequest("invalid Content-Length header"))(scope, receive, send)
+            await error_response(BadRequest("invalid Content-Length header"), scope["path"])(
+                scope, receive, send
+            )
             return
         if declared is not None and declared > self.max_bytes:
             detail = f"request body is {declared} bytes; limit is {self.max_bytes}"
-            await error_response(PayloadTooLarge(detail))(scope, receive, send)
+            await error_response(PayloadTooLarge(detail), scope["path"])(scope, receive, send)
             return
         received = 0
         limit = self.max_bytes

@@ -81,7 +81,7 @@ class RequestContext:
             log.exception("unhandled error")
             if started:
                 raise
-            await error_response(InternalError())(scope, receive, send_with_id)
+            await error_response(InternalError(), scope["path"])(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - start
             self._record(scope, status, seconds)

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 
 from .dependencies import LimitsDep, MetricsDep, RegistryDep, SettingsDep
 from .imaging import ALLOWED_FORMATS
+from .json_bodies import JSON_BODY_EXAMPLES, ImageJson, is_json, predict_json
 from .prediction import UPLOAD_FIELD, find_model, predict_one
 from .registry import ModelRegistry
 from .schemas import (
@@ -32,11 +33,19 @@ from .schemas import (
 )
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "Empty, truncated or corrupt image."},
+    400: {
+        "model": ErrorResponse,
+        "description": "Empty, truncated or corrupt image; bad JSON body; image URL refused or disabled.",
+    },
     404: {"model": ErrorResponse, "description": "Unknown model."},
     413: {"model": ErrorResponse, "description": "Body over the byte limit or image over the pixel limit."},
     415: {"model": ErrorResponse, "description": "Not an image, or an unsupported format."},
     422: {"model": ErrorResponse, "description": "Invalid parameter or form field."},
+    502: {
+        "model": ErrorResponse,
+        "description": "`image_url`: the image host failed or redirected too often.",
+    },
+    504: {"model": ErrorResponse, "description": "`image_url`: the image host did not answer in time."},
     503: {
         "model": ErrorResponse,
         "description": "Model found but not loaded (see /health), or the server is busy (Retry-After).",
@@ -49,7 +58,8 @@ IMAGE_BODY = {
         "required": True,
         "description": (
             "The image: a multipart form with the file in field `file` (`curl -F file=@digit.png`), "
-            f"or the raw bytes as the body. Formats: {', '.join(ALLOWED_FORMATS)}."
+            "the raw bytes as the body, or a JSON object with `image_base64` or `image_url` "
+            f"(unknown fields ignored). Formats: {', '.join(ALLOWED_FORMATS)}."
         ),
         "content": {
             "multipart/form-data": {
@@ -61,6 +71,7 @@ IMAGE_BODY = {
             },
             "image/*": {"schema": {"type": "string", "format": "binary"}},
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {"schema": ImageJson.model_json_schema(), "examples": JSON_BODY_EXAMPLES},
         },
     }
 }
@@ -179,6 +190,8 @@ async def predict(
 ) -> Prediction:
     """Classify one image with model `name`."""
     model = find_model(request, registry, name)
+    if is_json(request):
+        return await predict_json(request, model, top_k, settings, limits)
     return await predict_one(
         request,
         model,

@@ -1,0 +1,177 @@
+"""``POST /models/{name}/predict/batch``: several photos in one multipart request.
+
+Contract (the web page and CLI rely on it): multipart with the field ``files`` repeated, at
+most ``EDGE_MAX_BATCH_IMAGES`` (default 32) files and ``EDGE_MAX_BODY_BYTES`` in all, else a
+413 before any image is decoded. The answer lists the files in upload order: each either the
+single-image prediction plus ``filename``, or ``{"filename", "error": {"status", "detail"}}``
+for a file that cannot be used. One bad photo never fails the others; the good ones run as
+one ONNX Runtime batch (``service.batching``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+
+from .batching import FileOutcome, classify_files, timed
+from .dependencies import LimitsDep, RegistryDep, SettingsDep
+from .errors import InvalidForm, PayloadTooLarge
+from .imaging import ALLOWED_FORMATS
+from .inference import top_k as rank_row
+from .prediction import admit, find_model, in_worker, respond
+from .routes import ERRORS, ModelName, TopK
+from .schemas import Prediction
+
+BATCH_FIELD = "files"
+
+router = APIRouter()
+
+
+class ItemError(BaseModel):
+    status: int = Field(description="The HTTP status this file alone would have got.", examples=[415])
+    detail: str = Field(examples=["PDF is not a supported image format; send one of: JPEG, PNG, ..."])
+
+
+class BatchItemPrediction(Prediction):
+    filename: str | None = Field(description="The part's filename, as uploaded.", examples=["digit-7.png"])
+
+
+class BatchItemError(BaseModel):
+    filename: str | None = Field(examples=["scan.pdf"])
+    error: ItemError
+
+
+class BatchPrediction(BaseModel):
+    """Per-file answers, in upload order."""
+
+    model: str = Field(examples=["mnist"])
+    model_version: str = Field(examples=["1.0.0"])
+    predictions: list[BatchItemPrediction | BatchItemError]
+
+
+BATCH_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": (
+            f"A multipart form with the field `{BATCH_FIELD}` repeated, one image file each "
+            f"(`curl -F files=@a.png -F files=@b.jpg`). Formats: {', '.join(ALLOWED_FORMATS)}."
+        ),
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": [BATCH_FIELD],
+                    "properties": {
+                        BATCH_FIELD: {"type": "array", "items": {"type": "string", "format": "binary"}}
+                    },
+                }
+            }
+        },
+    }
+}
+
+BATCH_EXAMPLE = {
+    "model": "mnist",
+    "model_version": "1.0.0",
+    "predictions": [
+        {
+            "filename": "seven.png",
+            "model": "mnist",
+            "model_version": "1.0.0",
+            "prediction": "7",
+            "class_index": 7,
+            "confidence": 0.998,
+            "top_k": [{"label": "7", "class_index": 7, "probability": 0.998}],
+            "for_real_predictions": True,
+        },
+        {"filename": "notes.pdf", "error": {"status": 415, "detail": "PDF is not a supported image format"}},
+    ],
+}
+
+
+@router.post(
+    "/models/{name}/predict/batch",
+    response_model=BatchPrediction,
+    responses={
+        **ERRORS,
+        200: {"content": {"application/json": {"example": BATCH_EXAMPLE}}},
+        413: {**ERRORS[413], "description": "More files than EDGE_MAX_BATCH_IMAGES, or body over the limit."},
+        422: {**ERRORS[422], "description": f"Not multipart, or no `{BATCH_FIELD}` field."},
+    },
+    openapi_extra=BATCH_BODY,
+    tags=["predict"],
+)
+async def predict_batch(
+    name: ModelName,
+    request: Request,
+    top_k: TopK,
+    settings: SettingsDep,
+    registry: RegistryDep,
+    limits: LimitsDep,
+) -> BatchPrediction:
+    """Classify several images with model `name` in one request (one ONNX Runtime batch)."""
+    model = find_model(request, registry, name)
+    async with admit(limits.admission):
+        names, parts = await _read_files(request, settings.max_batch_images)
+        files = [p for p in parts if isinstance(p, bytes)]
+        results, request.state.inference_seconds = await in_worker(
+            limits.workers,
+            timed,
+            classify_files,
+            model,
+            files,
+            settings.max_image_pixels,
+            settings.batch_chunk,
+        )
+        classified = iter(results)
+        outcomes = [next(classified) if isinstance(p, bytes) else FileOutcome(error=p) for p in parts]
+    items: list[BatchItemPrediction | BatchItemError] = []
+    for filename, outcome in zip(names, outcomes, strict=True):
+        if outcome.error is not None:
+            error = ItemError(status=outcome.error.status_code, detail=str(outcome.error.detail))
+            items.append(BatchItemError(filename=filename, error=error))
+        else:
+            assert outcome.probabilities is not None
+            ranked = rank_row(outcome.probabilities, model.manifest.labels, top_k)
+            items.append(BatchItemPrediction(filename=filename, **respond(model, ranked).model_dump()))
+    return BatchPrediction(model=model.name, model_version=model.manifest.version, predictions=items)
+
+
+async def _read_files(request: Request, max_files: int) -> tuple[list[str | None], list[bytes | InvalidForm]]:
+    """(filenames, contents) of the ``files`` parts, in order; 413 past ``max_files``."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise InvalidForm(
+            f"send a multipart/form-data body with the field {BATCH_FIELD!r} repeated "
+            f"(got {content_type.split(';')[0] or 'no content type'})"
+        )
+    try:
+        # Starlette's parser stops at the first file past max_files: refused before any decoding.
+        form = await request.form(max_files=max_files, max_fields=16)
+    except HTTPException as exc:
+        if "Too many files" in str(exc.detail):
+            raise PayloadTooLarge(
+                f"more than {max_files} files in one request; limit is {max_files} (EDGE_MAX_BATCH_IMAGES)"
+            ) from None
+        raise
+    try:
+        parts = form.getlist(BATCH_FIELD)
+        if not parts:
+            fields = ", ".join(repr(k) for k in form) or "none"
+            raise InvalidForm(f"multipart body has no field {BATCH_FIELD!r} (fields sent: {fields})")
+        names: list[str | None] = []
+        files: list[bytes | InvalidForm] = []
+        for index, part in enumerate(parts):
+            if isinstance(part, UploadFile):
+                names.append(part.filename)
+                files.append(await part.read())
+            else:
+                names.append(None)
+                files.append(InvalidForm(f"part {index} of {BATCH_FIELD!r} is a text value, not a file"))
+        return names, files
+    finally:
+        await form.close()

@@ -1,0 +1,80 @@
+"""Several images in one request: prepare each on its own, run the good ones as one batch.
+
+Used by the batch route (``POST /models/{name}/predict/batch``), the V1 ``:predict`` route and
+the V2 ``infer`` route. Each file goes through the same ``prediction.prepare`` as a single
+upload (decode, limits, preprocessing); a file that fails keeps its error and does not stop the
+others. The prepared tensors then go to ONNX Runtime in chunks of ``chunk`` images, one call
+per chunk (``settings.batch_chunk``; ``benchmarks/batch_http.py --chunks`` measures which size
+is fastest per image on the machine at hand).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+
+from .errors import ServiceError
+from .inference import run
+from .prediction import prepare
+from .registry import LoadedModel
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """One file's result: its probabilities row, or the error that made it unusable."""
+
+    probabilities: np.ndarray | None = None  # float64 (classes,)
+    error: ServiceError | None = None
+
+
+def run_chunked(model: LoadedModel, batch: np.ndarray, chunk: int) -> np.ndarray:
+    """Class probabilities float64 (N, classes) for float32 ``batch`` (N, *sample_shape).
+
+    One ONNX Runtime call per ``chunk`` images (blocking; call it in a worker thread).
+    """
+    if len(batch) == 0:
+        return np.zeros((0, len(model.manifest.labels)))
+    parts = [run(model, batch[i : i + chunk]) for i in range(0, len(batch), max(chunk, 1))]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def classify_files(
+    model: LoadedModel, files: Sequence[bytes], max_pixels: int, chunk: int
+) -> list[FileOutcome]:
+    """Each file's probabilities or client error, in order; the good ones run batched.
+
+    Errors of the request (4xx ``ServiceError``: bad, unsupported or oversized image) are
+    kept per file. Server faults (5xx) propagate: they are not the file's fault.
+    """
+    tensors: list[np.ndarray] = []
+    outcomes: list[FileOutcome | None] = []
+    for data in files:
+        try:
+            tensors.append(prepare(model, data, max_pixels))
+            outcomes.append(None)
+        except ServiceError as exc:
+            if exc.status_code >= 500:
+                raise
+            outcomes.append(FileOutcome(error=exc))
+    if tensors:
+        rows = iter(run_chunked(model, np.concatenate(tensors, axis=0), chunk))
+        outcomes = [o if o is not None else FileOutcome(probabilities=next(rows)) for o in outcomes]
+    return [o for o in outcomes if o is not None]
+
+
+def first_error(outcomes: Sequence[FileOutcome]) -> tuple[int, ServiceError] | None:
+    """(index, error) of the first file that failed, for protocols where one failure fails all."""
+    return next(((i, o.error) for i, o in enumerate(outcomes) if o.error is not None), None)
+
+
+def timed(func: Callable[..., T], *args: object) -> tuple[T, float]:
+    """``(func(*args), seconds it took)``: worker time for the access log and metrics."""
+    start = time.perf_counter()
+    result = func(*args)
+    return result, time.perf_counter() - start
