@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from .batching import FileOutcome, classify_files, timed
+from .batching import classify_files, timed
 from .dependencies import LimitsDep, RegistryDep, SettingsDep
 from .errors import InvalidForm, PayloadTooLarge
 from .imaging import ALLOWED_FORMATS
@@ -116,9 +116,8 @@ async def predict_batch(
     """Classify several images with model `name` in one request (one ONNX Runtime batch)."""
     model = find_model(request, registry, name)
     async with admit(limits.admission):
-        names, parts = await _read_files(request, settings.max_batch_images)
-        files = [p for p in parts if isinstance(p, bytes)]
-        results, request.state.inference_seconds = await in_worker(
+        names, files = await _read_files(request, settings.max_batch_images)
+        outcomes, request.state.inference_seconds = await in_worker(
             limits.workers,
             timed,
             classify_files,
@@ -127,8 +126,6 @@ async def predict_batch(
             settings.max_image_pixels,
             settings.batch_chunk,
         )
-        classified = iter(results)
-        outcomes = [next(classified) if isinstance(p, bytes) else FileOutcome(error=p) for p in parts]
     items: list[BatchItemPrediction | BatchItemError] = []
     for filename, outcome in zip(names, outcomes, strict=True):
         if outcome.error is not None:
@@ -164,14 +161,13 @@ async def _read_files(request: Request, max_files: int) -> tuple[list[str | None
             fields = ", ".join(repr(k) for k in form) or "none"
             raise InvalidForm(f"multipart body has no field {BATCH_FIELD!r} (fields sent: {fields})")
         names: list[str | None] = []
-        files: list[bytes | InvalidForm] = []
+        files: list[bytes] = []
         for index, part in enumerate(parts):
-            if isinstance(part, UploadFile):
-                names.append(part.filename)
-                files.append(await part.read())
-            else:
-                names.append(None)
-                files.append(InvalidForm(f"part {index} of {BATCH_FIELD!r} is a text value, not a file"))
+            if not isinstance(part, UploadFile):
+                # The form itself is malformed (not one bad photo among good ones): refuse it.
+                raise InvalidForm(f"part {index} of {BATCH_FIELD!r} is a text value, not a file")
+            names.append(part.filename)
+            files.append(await part.read())
         return names, files
     finally:
         await form.close()

@@ -7,6 +7,8 @@ MNIST test digit. No entry may get a 500, a stack trace or a server file path.
 
 from __future__ import annotations
 
+import base64
+import json
 import select
 import socket
 import struct
@@ -191,10 +193,16 @@ def corpus() -> list[Case]:
             headers={"content-type": "multipart/form-data"},
         ),
         Case(
-            "json body instead of image",
-            Expect(415, ALLOWED),
+            "image_url body while URLs are disabled",
+            Expect(400, "image URLs are disabled on this server; to enable them set EDGE_IMAGE_URLS=true"),
             content=b'{"image_url": "http://169.254.169.254/latest/meta-data/"}',
             headers={"content-type": "application/json"},
+        ),
+        Case(
+            "JSON body sent as octet-stream is not an image",
+            Expect(415, ALLOWED),
+            content=b'{"image_base64": "AAAA"}',
+            headers={"content-type": "application/octet-stream"},
         ),
         # --- non-images sent as images
         Case(
@@ -375,7 +383,155 @@ def corpus() -> list[Case]:
     return cases
 
 
-CORPUS = corpus()
+def _json_case(name: str, expect: Expect, body: bytes, path: str = "/predict", **kwargs) -> Case:
+    return Case(name, expect, path=path, content=body, headers={"content-type": "application/json"}, **kwargs)
+
+
+def _v2(inputs: list, **extra) -> bytes:
+    return json.dumps({"inputs": inputs, **extra}).encode()
+
+
+B64_A = base64.b64encode(PNG_A).decode()
+V2 = "/v2/models/mnist/infer"
+V2_IMAGE = {"name": "image_bytes", "shape": [1], "datatype": "BYTES", "data": [B64_A]}
+
+
+def protocol_corpus() -> list[Case]:
+    """JSON bodies, the batch route, KServe V1 and Open Inference Protocol V2 requests."""
+    return [
+        # --- JSON bodies on the native predict route
+        _json_case("JSON: not JSON", Expect(400, "body is not valid JSON"), b"{image_base64:"),
+        _json_case("JSON: an array", Expect(400, "JSON body must be an object"), b"[1, 2]"),
+        _json_case("JSON: neither image field", Expect(400, "exactly one of"), b'{"user_id": 3}'),
+        _json_case(
+            "JSON: invalid base64", Expect(400, "image_base64 is not valid base64"), b'{"image_base64": "@@"}'
+        ),
+        _json_case(
+            "JSON: base64 of a PDF",
+            Expect(415, "PDF is not a supported image format"),
+            json.dumps({"image_base64": base64.b64encode(b"%PDF-1.7 x").decode()}).encode(),
+        ),
+        _json_case(
+            "JSON: top_k 0",
+            Expect(422, "greater than or equal to 1"),
+            b'{"image_base64": "AAAA", "top_k": 0}',
+        ),
+        _json_case(
+            "JSON: image_url ftp", Expect(400, "image URLs are disabled"), b'{"image_url": "ftp://x/y.png"}'
+        ),
+        _json_case(
+            "JSON: base64 digit with unknown fields",
+            Expect(200, label=LA),
+            json.dumps({"image_base64": B64_A, "user_id": 1, "extra": [1, 2]}).encode(),
+        ),
+        # --- batch route
+        Case(
+            "batch: raw body, not multipart",
+            Expect(422, "send a multipart/form-data body"),
+            path="/models/mnist/predict/batch",
+            content=PNG_A,
+            headers={"content-type": "image/png"},
+        ),
+        Case(
+            "batch: field 'file' instead of 'files'",
+            Expect(422, "no field 'files'"),
+            path="/models/mnist/predict/batch",
+            files=_multipart(PNG_A),
+        ),
+        Case(
+            "batch: 33 files (limit 32)",
+            Expect(413, "limit is 32 (EDGE_MAX_BATCH_IMAGES)"),
+            path="/models/mnist/predict/batch",
+            files=[("files", (f"{i}.png", b"x", "image/png")) for i in range(33)],
+        ),
+        Case(
+            "batch: unknown model",
+            Expect(404, "no model named"),
+            path="/models/nope/predict/batch",
+            files=[("files", ("a.png", PNG_A, "image/png"))],
+        ),
+        # --- KServe V1 / TF-Serving
+        _json_case("V1: not JSON", Expect(400, "not valid JSON"), b"nope", path="/v1/models/mnist:predict"),
+        _json_case("V1: no instances", Expect(400, '"instances"'), b"{}", path="/v1/models/mnist:predict"),
+        _json_case(
+            "V1: instance without b64",
+            Expect(400, "instance 0: expected"),
+            b'{"instances": [{"image_bytes": "AAAA"}]}',
+            path="/v1/models/mnist:predict",
+        ),
+        _json_case(
+            "V1: instance that is not an image",
+            Expect(415, "instance 0: body is not a recognised image"),
+            b'{"instances": [{"b64": "aGVsbG8="}]}',
+            path="/v1/models/mnist:predict",
+        ),
+        _json_case(
+            "V1: unknown model",
+            Expect(404, "no model named"),
+            b'{"instances": []}',
+            path="/v1/models/nope:predict",
+        ),
+        # --- Open Inference Protocol V2
+        _json_case("V2: empty body", Expect(400, "empty body"), b"", path=V2),
+        _json_case("V2: not JSON", Expect(400, "not valid JSON"), b"{", path=V2),
+        _json_case("V2: NaN literal", Expect(400, "NaN is not valid JSON"), b'{"inputs": [NaN]}', path=V2),
+        _json_case("V2: two inputs", Expect(400, "exactly one input"), _v2([V2_IMAGE, V2_IMAGE]), path=V2),
+        _json_case(
+            "V2: BYTES as UINT8",
+            Expect(400, "must have datatype BYTES"),
+            _v2([{**V2_IMAGE, "datatype": "UINT8"}]),
+            path=V2,
+        ),
+        _json_case(
+            "V2: shape says 3, data has 1",
+            Expect(400, "says 3 images"),
+            _v2([{**V2_IMAGE, "shape": [3]}]),
+            path=V2,
+        ),
+        _json_case(
+            "V2: FP32 with the wrong shape",
+            Expect(400, "must have shape [-1, 28, 28, 1]"),
+            _v2([{"name": "image", "shape": [1, 28, 28], "datatype": "FP32", "data": [0.0] * 784}]),
+            path=V2,
+        ),
+        _json_case(
+            "V2: 33 images (limit 32)",
+            Expect(413, "33 images in one request; limit is 32"),
+            _v2([{**V2_IMAGE, "shape": [33], "data": [B64_A] * 33}]),
+            path=V2,
+        ),
+        _json_case(
+            "V2: unknown output",
+            Expect(400, "unknown output 'logits'"),
+            _v2([V2_IMAGE], outputs=[{"name": "logits"}]),
+            path=V2,
+        ),
+        _json_case(
+            "V2: not an image",
+            Expect(415, "image_bytes[0]: body is not a recognised image"),
+            _v2([{**V2_IMAGE, "data": ["aGVsbG8="]}]),
+            path=V2,
+        ),  # fmt: skip
+        Case(
+            "V2: header length past the body",
+            Expect(400, "Inference-Header-Content-Length is 5000"),
+            path=V2,
+            content=_v2([V2_IMAGE]),
+            headers={"content-type": "application/octet-stream", "inference-header-content-length": "5000"},
+        ),
+        _json_case(
+            "V2: unknown version",
+            Expect(404, "has no version '9'"),
+            _v2([V2_IMAGE]),
+            path="/v2/models/mnist/versions/9/infer",
+        ),
+        _json_case(
+            "V2: unknown model", Expect(404, "no model named"), _v2([V2_IMAGE]), path="/v2/models/nope/infer"
+        ),
+    ]
+
+
+CORPUS = corpus() + protocol_corpus()
 
 
 def _send(http: httpx.Client, case: Case) -> httpx.Response:
@@ -406,7 +562,8 @@ def test_bad_input(http: httpx.Client, case: Case) -> None:
     for leak in ("Traceback", "/work/", "site-packages", '.py"', 'File "'):
         assert leak not in text, f"error response leaks internals: {text}"
     if case.expect.status >= 400:
-        assert set(body) == {"detail"} and body["detail"], body
+        protocol = case.path.startswith(("/v1/", "/v2/"))
+        assert set(body) == ({"error", "detail"} if protocol else {"detail"}) and body["detail"], body
         if case.expect.detail is not None:
             assert case.expect.detail in str(body["detail"]), body
         return
