@@ -138,7 +138,7 @@ async def predict_batch(
     return BatchPrediction(model=model.name, model_version=model.manifest.version, predictions=items)
 
 
-async def _read_files(request: Request, max_files: int) -> tuple[list[str | None], list[bytes | InvalidForm]]:
+async def _read_files(request: Request, max_files: int) -> tuple[list[str | None], list[bytes]]:
     """(filenames, contents) of the ``files`` parts, in order; 413 past ``max_files``."""
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
