@@ -263,3 +263,34 @@ def test_real_photos_on_a_224_model_match_the_native_route(seed_models) -> None:
             row[0][2] == ("cat" if "cat." in p.name else "dog") for p, row in zip(PHOTOS, ranked, strict=True)
         )
         assert right >= 7
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v2/models/mnist/infer", "/v1/models/mnist:predict", "/models/mnist/predict/batch", "/predict"],
+)
+def test_admission_control_covers_the_protocol_routes(path: str) -> None:
+    """One admission token: a request still sending its body holds it; the next gets a 503."""
+    import socket
+
+    with running_server(EDGE_MAX_PENDING_PREDICTIONS="1") as running:
+        holder = socket.create_connection(("127.0.0.1", running.port))
+        try:
+            content_type = (
+                "multipart/form-data; boundary=xyz" if path.endswith("/batch") else "application/json"
+            )
+            head = (
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+                "Content-Length: 1000\r\n\r\n--xyz\r\n"
+            )
+            holder.sendall(head.encode())  # admitted, then waits for the rest of its body
+            deadline = 50
+            while deadline:
+                busy = httpx.post(f"{running.url}{path}", json={"inputs": []}, timeout=10)
+                if busy.status_code == 503:
+                    break
+                deadline -= 1
+            assert busy.status_code == 503, busy.text
+            assert busy.headers["retry-after"] == "1" and "server busy" in busy.text
+        finally:
+            holder.close()
