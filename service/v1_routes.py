@@ -25,7 +25,9 @@ from .schemas import ClassProbability
 router = APIRouter(tags=["KServe V1 / TF-Serving"])
 
 
-class ProtocolError(BaseModel):
+class ErrorObject(BaseModel):
+    """The error body of the protocol routes (V1 and V2)."""
+
     error: str = Field(description="What was wrong.", examples=["no model named 'mnst'"])
     detail: Any = Field(None, description="The same message (the service's usual error field).")
 
@@ -55,7 +57,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         422: "Invalid parameter.",
         503: "Model not loaded, or the server is busy (Retry-After).",
     }
-    return {s: {"model": ProtocolError, "description": descriptions[s]} for s in statuses}
+    return {s: {"model": ErrorObject, "description": descriptions[s]} for s in statuses}
 
 
 PREDICT_BODY: dict[str, Any] = {

@@ -19,13 +19,13 @@ from pydantic import BaseModel, Field
 
 from .batching import classify_files, first_error, run_chunked, timed
 from .config import Settings
-from .dependencies import LimitsDep, RegistryDep, SettingsDep
+from .dependencies import Limits, LimitsDep, RegistryDep, SettingsDep
 from .errors import HTTPError, ModelNotFound
 from .prediction import admit, find_model, in_worker
 from .protocols import oip
 from .registry import LoadedModel, ModelRegistry
 from .routes import ModelName
-from .v1_routes import ProtocolError
+from .v1_routes import ErrorObject
 
 SERVER_NAME = "edge-infer"
 
@@ -79,7 +79,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         422: "Invalid path parameter.",
         503: "Model not loaded, or the server is busy (Retry-After).",
     }
-    return {s: {"model": ProtocolError, "description": descriptions[s]} for s in statuses}
+    return {s: {"model": ErrorObject, "description": descriptions[s]} for s in statuses}
 
 
 _TENSOR_SCHEMA = {
@@ -294,7 +294,7 @@ async def v2_infer_version(
     return await _infer(request, _versioned(request, registry, name, version), settings, limits)
 
 
-async def _infer(request: Request, model: LoadedModel, settings: Settings, limits: LimitsDep) -> Response:
+async def _infer(request: Request, model: LoadedModel, settings: Settings, limits: Limits) -> Response:
     async with admit(limits.admission):
         body = await request.body()
         header_length = request.headers.get(oip.HEADER_LENGTH)
