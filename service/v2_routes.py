@@ -319,6 +319,12 @@ def _infer_blocking(
     else:
         assert request.batch.tensor is not None
         batch_probabilities = run_chunked(model, request.batch.tensor, settings.batch_chunk)
+        if not np.isfinite(batch_probabilities).all():
+            # Finite but extreme inputs (say 1e38) overflow inside the model: the tensor's fault.
+            raise oip.ProtocolError(
+                f"the model's scores for input {model.manifest.input.name!r} are not finite; "
+                "the tensor is outside what its preprocessing produces"
+            )
     return oip.encode_response(
         model.name, model.manifest.version, request, batch_probabilities, model.manifest.labels
     )

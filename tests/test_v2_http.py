@@ -145,6 +145,17 @@ def test_preprocessed_fp32_tensors_match_the_native_route(
     assert list(probabilities.argmax(axis=1)) == list(LABELS)
 
 
+def test_extreme_fp32_values_are_a_400_not_a_500(client: triton.InferenceServerClient) -> None:
+    entry = triton.InferInput("image", [1, 28, 28, 1], "FP32")
+    entry.set_data_from_numpy(np.full((1, 28, 28, 1), 3e38, dtype=np.float32), binary_data=True)
+    try:
+        result = client.infer("mnist", [entry])
+    except InferenceServerException as exc:
+        assert exc.status() == "400" and "not finite" in str(exc)
+    else:  # the model saturated instead of overflowing: then the answer must be finite
+        assert np.isfinite(result.as_numpy("probabilities")).all()
+
+
 def test_versioned_infer_and_unknown_version(client: triton.InferenceServerClient) -> None:
     outputs = [triton.InferRequestedOutput("probabilities", class_count=1)]
     result = client.infer("mnist", [image_input(FILES[:1], True)], model_version="1.0.0", outputs=outputs)
