@@ -26,6 +26,7 @@ from .errors import HTTPError, InvalidParameters, ServiceError, error_response
 from .limits import BodySizeLimit
 from .logs import configure_logging
 from .metrics import Metrics
+from .pages import register_pages
 from .registry import ModelRegistry, load_registry
 from .request_context import REQUEST_ID_HEADER, RequestContext
 from .routes import UNAUTHORIZED, api_router, document_settings, metrics_router, open_router
@@ -67,6 +68,10 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
             "Upload an image, get the class, its confidence and the top-k. Models are int8 "
             "ONNX files run by ONNX Runtime; see `GET /models` for what is served."
         ),
+        # Swagger UI is served offline by service.pages (FastAPI's defaults load it from a CDN).
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     metrics = Metrics() if settings.metrics_enabled else None
     if metrics is not None:
@@ -77,6 +82,7 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     app.state.limits = Limits.from_settings(settings, threads.workers)
     _register_error_handlers(app)
     _include_routes(app, settings, metrics_enabled=metrics is not None)
+    register_pages(app, docs_enabled=settings.docs_enabled, api_key_header=settings.api_key_header)
     _add_middleware(app, settings, metrics)
     return app
 

@@ -22,6 +22,23 @@ from pydantic import SecretStr
 
 from .errors import Unauthorized
 
+# Routes that answer without an API key even when EDGE_API_KEYS is set, each for a reason:
+# load balancers and scrapers (health, metrics); the page and its files, which ask the person
+# for a key before calling the API; the docs and schema, which describe the API without using
+# it (EDGE_DOCS_ENABLED=false removes them). Every other route needs a key;
+# tests/test_route_doors.py walks the app's routes and fails on any difference from this list.
+OPEN_ROUTES: frozenset[str] = frozenset(
+    {
+        "/health",
+        "/metrics",
+        "/",
+        "/static",
+        "/docs",
+        "/docs/assets/{name}",
+        "/openapi.json",
+    }
+)
+
 
 def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()

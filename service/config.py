@@ -97,11 +97,19 @@ class Settings(BaseModel):
     api_keys: tuple[SecretStr, ...] = Field(
         (),
         description=(
-            "Comma-separated API keys; when set, every route except /health and /metrics needs "
-            "one in the `api_key_header` header. Empty = no authentication."
+            "Comma-separated API keys; when set, every route except those in "
+            "service.auth.OPEN_ROUTES (health, metrics, the page, docs) needs one in the "
+            "`api_key_header` header. Empty = no authentication."
         ),
     )
     api_key_header: str = Field("X-API-Key", pattern=r"^[A-Za-z0-9-]{1,64}$")
+    docs_enabled: bool = Field(
+        True,
+        description=(
+            "Serve Swagger UI at /docs and the schema at /openapi.json, both without an API key "
+            "(a deliberate choice: they describe the API, they do not use it). False removes both."
+        ),
+    )
     cors_origins: tuple[str, ...] = Field(
         (),
         description="Comma-separated origins allowed by CORS ('*' for any). Empty = CORS off.",
