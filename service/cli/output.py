@@ -44,14 +44,14 @@ def write_file(outcomes: Sequence[Outcome], path: Path) -> None:
 
 
 def write_table(outcomes: Sequence[Outcome], stream: TextIO) -> None:
-    """Aligned columns: path, prediction, confidence (%), and the error when there is one."""
+    """Aligned columns: path, prediction, confidence (%), and an error column when one failed."""
     rows = [
         (str(o.path), o.prediction["prediction"], f"{o.prediction['confidence'] * 100:.1f} %", "")
         if o.prediction
         else (str(o.path), "-", "-", o.error or "")
         for o in outcomes
     ]
-    header = ("path", "prediction", "confidence", "error")
+    header = ("path", "prediction", "confidence", "error" if any(not o.ok for o in outcomes) else "")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
     for row in [header, *rows]:
         line = f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}"

@@ -1,0 +1,7 @@
+"""``python -m service.cli`` = the ``edge-infer`` console script."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
