@@ -3,7 +3,7 @@
 // relative to the page, so the page works under a path prefix (API Gateway stage, root_path).
 "use strict";
 
-(() => {
+function startPage() {
   const $ = (id) => document.getElementById(id);
   const modelSelect = $("model");
   const topKInput = $("top-k");
@@ -359,4 +359,11 @@
   }
 
   loadModels();
-})();
+}
+
+// Added by the page's inline loader, this script may run before the body is parsed.
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", startPage);
+} else {
+  startPage();
+}
