@@ -122,10 +122,13 @@ def copy_models(model_dirs: list[Path], target: Path) -> dict[str, int]:
 
 
 def copy_service(target: Path) -> None:
-    """The ``service`` package's Python sources (nothing else: no caches, no tests)."""
+    """The ``service`` package's Python sources and the page's files in ``service/static/``
+    (nothing else: no caches, no tests)."""
     source = PROJECT_ROOT / "service"
-    for path in sorted(source.rglob("*.py")):
-        if "__pycache__" in path.parts:
+    page_files = [p for p in (source / "static").rglob("*") if p.is_file()]
+    for path in sorted([*source.rglob("*.py"), *page_files]):
+        # service/cli is the `edge-infer` command line, never imported by the server.
+        if "__pycache__" in path.parts or path.relative_to(source).parts[0] == "cli":
             continue
         destination = target / "service" / path.relative_to(source)
         destination.parent.mkdir(parents=True, exist_ok=True)
