@@ -23,6 +23,11 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .local import LocalPredictor
+    from .remote import RemotePredictor
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 DEFAULT_BATCH_SIZE = 32
@@ -81,7 +86,7 @@ def _positive(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .files import UsageError
-    from .local import ModelProblem
+    from .outcome import ModelProblem
 
     try:
         if args.command == "predict":
@@ -117,6 +122,7 @@ def _predict(args: argparse.Namespace) -> int:
     if not found.images:
         raise UsageError("no image files among the paths given")
 
+    predictor: LocalPredictor | RemotePredictor
     if args.url:
         from .remote import RemotePredictor
 

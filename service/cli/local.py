@@ -19,11 +19,7 @@ from ..preprocessing import preprocess
 from ..registry import LoadedModel, load_registry
 from ..schemas import ClassProbability, Prediction
 from .files import UsageError
-from .outcome import Outcome, error_text
-
-
-class ModelProblem(Exception):
-    """The model exists but cannot serve (exit status 1)."""
+from .outcome import ModelProblem, Outcome, error_text
 
 
 class LocalPredictor:

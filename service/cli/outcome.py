@@ -21,6 +21,10 @@ class Outcome:
         return self.prediction is not None
 
 
+class ModelProblem(Exception):
+    """The model or server cannot serve (exit status 1), e.g. unavailable model, no connection."""
+
+
 def error_text(status: int, detail: object) -> str:
     """``"415: not an image ..."``: the HTTP status (or 0 for no answer) and the API's detail."""
     text = detail if isinstance(detail, str) else repr(detail)

@@ -24,8 +24,7 @@ from urllib.parse import quote
 import httpx
 
 from .files import UsageError
-from .local import ModelProblem
-from .outcome import Outcome, error_text
+from .outcome import ModelProblem, Outcome, error_text
 
 MAX_RETRY_AFTER_S = 60.0
 BATCH_FALLBACK_STATUSES = frozenset({413, 422})
