@@ -97,6 +97,13 @@ def test_classifies_a_cat_a_dog_and_a_digit(browser, server: str, digit_png, tmp
         page.select_option("#model", "cats_vs_dogs")
         page.set_input_files("#files", [str(CAT), str(DOG)])
         cat, dog = result_card(page, CAT.name), result_card(page, DOG.name)
+        # Two images: one batch request where the server has the route, else one request each.
+        has_batch = "/models/{name}/predict/batch" in httpx.get(server + "/openapi.json").json()["paths"]
+        posts = [u for u in requests.urls if "/models/cats_vs_dogs/predict" in u]
+        if has_batch:
+            assert len(posts) == 1 and "/predict/batch?" in posts[0], posts
+        else:
+            assert len(posts) == 3 and "/predict/batch?" in posts[0], posts  # tried, then fell back
         assert "cat" in cat.get_by_test_id("prediction").inner_text()
         assert "dog" in dog.get_by_test_id("prediction").inner_text()
         for card, label in ((cat, "cat"), (dog, "dog")):

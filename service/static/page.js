@@ -20,6 +20,7 @@ function startPage() {
   let apiKey = "";
   const keyHeader = document.body.dataset.keyHeader || "X-API-Key";
   $("key-header").textContent = keyHeader;
+  const BATCH_FILES = 16;
   // null = not tried yet; false once the batch route answered 404/405 (older server).
   let batchRoute = null;
   let pendingAfterKey = null;
@@ -352,7 +353,13 @@ function startPage() {
     // Newest first, each group in the order the files were given.
     results.prepend(...views.map((v) => v.el));
     if (files.length > 1 && batchRoute !== false) {
-      await predictBatch(model, files, views);
+      // At most BATCH_FILES per request: under the server's per-request file limit (32 by
+      // default) and its body limit for ordinary photos; a 413 still falls back to one each.
+      const batches = [];
+      for (let i = 0; i < files.length; i += BATCH_FILES) {
+        batches.push(predictBatch(model, files.slice(i, i + BATCH_FILES), views.slice(i, i + BATCH_FILES)));
+      }
+      await Promise.all(batches);
     } else {
       await Promise.all(files.map((f, i) => predictOne(model, f, views[i])));
     }
