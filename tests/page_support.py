@@ -10,15 +10,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .support import PROJECT_ROOT, _wait_until_up, free_port
+from benchmarks.servers import free_port, serve, uvicorn_command
 
 STAGE_PREFIX = os.environ.get("EDGE_TEST_STAGE_PREFIX", "/dev")
 CHROMIUM_ARGS = [
@@ -96,22 +94,14 @@ def stage_server(model_dir: Path, **env: str) -> Iterator[str]:
         "EDGE_TEST_STAGE_PREFIX": STAGE_PREFIX,
         **env,
     }
-    with tempfile.TemporaryDirectory(prefix="uvicorn-stage-") as tmp:
-        log_path = Path(tmp) / "server.log"
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "tests.page_support:app", "--host", "127.0.0.1",
-                 "--port", str(port)],
-                cwd=PROJECT_ROOT, env=child_env, stdout=log_file, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        url = f"http://127.0.0.1:{port}{STAGE_PREFIX}"
-        try:
-            _wait_until_up(url, process, log_path)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with (
+        tempfile.TemporaryDirectory(prefix="uvicorn-stage-") as tmp,
+        serve(
+            uvicorn_command(port, app="tests.page_support:app"),
+            port=port,
+            env=child_env,
+            log_path=Path(tmp) / "server.log",
+            ready_path=STAGE_PREFIX + "/health",
+        ) as server,
+    ):
+        yield server.url + STAGE_PREFIX

@@ -14,7 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .seed_models import CATS_DOGS_DIR, SeedModels
+from benchmarks.paths import CATS_DOGS_DIR
+
+from .seed_models import SeedModels
 from .support import BUNDLED_MODELS, PROJECT_ROOT, encode, free_port, mnist_test_digits, running_server
 
 EDGE_INFER = Path(sys.executable).parent / "edge-infer"

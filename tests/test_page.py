@@ -18,8 +18,10 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 
+from benchmarks.paths import CATS_DOGS_DIR
+
 from .page_support import CHROMIUM_ARGS, require_browser, stage_server
-from .seed_models import CATS_DOGS_DIR, SeedModels
+from .seed_models import SeedModels
 from .support import BUNDLED_MODELS, PROJECT_ROOT, encode, mnist_test_digits, running_server
 
 # Photos the cats-vs-dogs model classifies with > 99.9 % confidence (clear, centred animals).

@@ -107,7 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _settings(args: argparse.Namespace):
     from ..config import Settings
 
-    return Settings(model_dir=args.model_dir) if args.model_dir else Settings()
+    # The server's own reading of EDGE_* variables, with --model-dir in place of EDGE_MODEL_DIR.
+    environ = dict(os.environ)
+    if args.model_dir:
+        environ["EDGE_MODEL_DIR"] = str(args.model_dir)
+    return Settings.from_env(environ)
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -214,7 +218,7 @@ def _models(args: argparse.Namespace) -> int:
         from ..registry import load_registry
 
         settings = _settings(args)
-        registry = load_registry(settings.model_dir, settings.resolved_intra_op_threads())
+        registry = load_registry(settings.model_dir, settings.thread_plan().intra_op_threads)
         rows = [(m.name, m.manifest.version, len(m.manifest.labels), m.manifest.for_real_predictions,
                  m.manifest.description) for m in registry.ready.values()]  # fmt: skip
         default, unavailable = settings.default_model, list(registry.unavailable.values())

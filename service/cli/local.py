@@ -13,11 +13,8 @@ import numpy as np
 
 from ..config import Settings
 from ..errors import ServiceError
-from ..imaging import decode_image
-from ..inference import probabilities, top_k
-from ..preprocessing import preprocess
+from ..prediction import classify_batch, prepare, respond
 from ..registry import LoadedModel, load_registry
-from ..schemas import ClassProbability, Prediction
 from .files import UsageError
 from .outcome import ModelProblem, Outcome, error_text
 
@@ -25,13 +22,19 @@ from .outcome import ModelProblem, Outcome, error_text
 class LocalPredictor:
     """Classify image files with a model loaded from ``settings.model_dir``.
 
+    The steps are the server's own (``service.prediction``): ``prepare`` (decode, limits,
+    preprocessing) per file, then ``classify_batch`` (one ONNX Runtime call for the good files
+    of a batch) and ``respond`` (the same prediction object as the HTTP answer). Files are
+    prepared on the thread plan's workers; batches run one after another.
+
     Raises (constructor):
         UsageError: no model of that name in the directory.
         ModelProblem: the model was found but failed to load or verify.
     """
 
     def __init__(self, settings: Settings, model_name: str, k: int, batch_size: int) -> None:
-        registry = load_registry(settings.model_dir, settings.resolved_intra_op_threads())
+        threads = settings.thread_plan()
+        registry = load_registry(settings.model_dir, threads.intra_op_threads)
         found = registry.get(model_name)
         if found is None:
             known = ", ".join(sorted(registry.ready)) or "none"
@@ -42,7 +45,7 @@ class LocalPredictor:
         self.k = k
         self.batch_size = batch_size
         self.max_pixels = settings.max_image_pixels
-        self.workers = settings.resolved_inference_workers()
+        self.workers = threads.workers
 
     @property
     def name(self) -> str:
@@ -63,45 +66,27 @@ class LocalPredictor:
         return outcomes
 
     def _tensor(self, path: Path) -> np.ndarray | str:
-        """The preprocessed batch of one, or the error text (what the server would answer)."""
+        """float32 (1, *sample_shape) for one file, or the error text the server would answer."""
         try:
             data = path.read_bytes()
         except OSError as exc:
             return error_text(0, f"cannot read file: {exc.strerror or exc}")
         try:
-            return preprocess(decode_image(data, self.max_pixels), self.model.manifest)
+            return prepare(self.model, data, self.max_pixels)
         except ServiceError as exc:
+            if exc.status_code >= 500:  # the model's fault, not the file's: stop
+                raise
             return error_text(exc.status_code, exc.detail)
-        except (ValueError, OSError) as exc:
-            return error_text(400, f"image could not be converted for {self.name}: {exc}")
 
     def _batch(self, paths: Sequence[Path], pool: ThreadPoolExecutor) -> list[Outcome]:
         tensors = list(pool.map(self._tensor, paths))
         good = [t for t in tensors if isinstance(t, np.ndarray)]
-        ranked_rows = iter(self._run(np.concatenate(good)) if good else [])
-        manifest = self.model.manifest
+        rankings = iter(classify_batch(self.model, good, self.k) if good else [])
         outcomes = []
         for path, tensor in zip(paths, tensors, strict=True):
             if isinstance(tensor, str):
                 outcomes.append(Outcome(path, self.name, error=tensor))
-                continue
-            ranked = next(ranked_rows)
-            best = ranked[0]
-            prediction = Prediction(
-                model=self.name,
-                model_version=manifest.version,
-                prediction=best.label,
-                class_index=best.class_index,
-                confidence=best.probability,
-                top_k=[ClassProbability(label=r.label, class_index=r.class_index, probability=r.probability)
-                       for r in ranked],
-                for_real_predictions=manifest.for_real_predictions,
-            )  # fmt: skip
-            outcomes.append(Outcome(path, self.name, prediction=prediction.model_dump()))
+            else:
+                prediction = respond(self.model, next(rankings))
+                outcomes.append(Outcome(path, self.name, prediction=prediction.model_dump()))
         return outcomes
-
-    def _run(self, batch: np.ndarray) -> list:
-        manifest = self.model.manifest
-        (output,) = self.model.session.run([manifest.output.name], {manifest.input.name: batch})
-        probs = probabilities(output, manifest)
-        return [top_k(row, manifest.labels, self.k) for row in probs]
