@@ -23,13 +23,16 @@ from pydantic import SecretStr
 from .errors import Unauthorized
 
 # Routes that answer without an API key even when EDGE_API_KEYS is set, each for a reason:
-# load balancers and scrapers (health, metrics); the page and its files, which ask the person
+# load balancers, Kubernetes probes and scrapers (health, the Open Inference Protocol's
+# live/ready probes, metrics); the page and its files, which ask the person
 # for a key before calling the API; the docs and schema, which describe the API without using
 # it (EDGE_DOCS_ENABLED=false removes them). Every other route needs a key;
 # tests/test_route_doors.py walks the app's routes and fails on any difference from this list.
 OPEN_ROUTES: frozenset[str] = frozenset(
     {
         "/health",
+        "/v2/health/live",
+        "/v2/health/ready",
         "/metrics",
         "/",
         "/static",

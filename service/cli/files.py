@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # Extensions of the formats the service decodes (service.imaging.ALLOWED_FORMATS).
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
+)
 _GLOB_CHARS = frozenset("*?[")
 
 

@@ -9,23 +9,23 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-
+from ..batching import classify_files
 from ..config import Settings
-from ..errors import ServiceError
-from ..prediction import classify_batch, prepare, respond
+from ..inference import top_k
+from ..prediction import respond
 from ..registry import LoadedModel, load_registry
 from .files import UsageError
 from .outcome import ModelProblem, Outcome, error_text
 
 
 class LocalPredictor:
-    """Classify image files with a model loaded from ``settings.model_dir``.
+    """Classify image files with a model loaded from ``settings.model_dir``, as the server does.
 
-    The steps are the server's own (``service.prediction``): ``prepare`` (decode, limits,
-    preprocessing) per file, then ``classify_batch`` (one ONNX Runtime call for the good files
-    of a batch) and ``respond`` (the same prediction object as the HTTP answer). Files are
-    prepared on the thread plan's workers; batches run one after another.
+    Each batch of files goes through the batch route's own steps: ``service.batching.
+    classify_files`` (decode, limits and preprocessing per file, a bad file keeping its error;
+    the good ones through ONNX Runtime in chunks of ``settings.batch_chunk``), then the same
+    ranking and prediction object as the HTTP answer (``service.prediction.respond``). Batches
+    run on the thread plan's inference workers, as concurrent requests would on the server.
 
     Raises (constructor):
         UsageError: no model of that name in the directory.
@@ -45,6 +45,7 @@ class LocalPredictor:
         self.k = k
         self.batch_size = batch_size
         self.max_pixels = settings.max_image_pixels
+        self.chunk = settings.batch_chunk
         self.workers = threads.workers
 
     @property
@@ -57,36 +58,31 @@ class LocalPredictor:
 
     def predict(self, paths: Sequence[Path], done: Callable[[int], None]) -> list[Outcome]:
         """One Outcome per path, in order; ``done(n)`` after each batch of n."""
+        chunks = [paths[i : i + self.batch_size] for i in range(0, len(paths), self.batch_size)]
         outcomes: list[Outcome] = []
         with ThreadPoolExecutor(self.workers) as pool:
-            for start in range(0, len(paths), self.batch_size):
-                chunk = paths[start : start + self.batch_size]
-                outcomes += self._batch(chunk, pool)
+            for chunk, answered in zip(chunks, pool.map(self._batch, chunks), strict=True):
+                outcomes += answered
                 done(len(chunk))
         return outcomes
 
-    def _tensor(self, path: Path) -> np.ndarray | str:
-        """float32 (1, *sample_shape) for one file, or the error text the server would answer."""
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            return error_text(0, f"cannot read file: {exc.strerror or exc}")
-        try:
-            return prepare(self.model, data, self.max_pixels)
-        except ServiceError as exc:
-            if exc.status_code >= 500:  # the model's fault, not the file's: stop
-                raise
-            return error_text(exc.status_code, exc.detail)
-
-    def _batch(self, paths: Sequence[Path], pool: ThreadPoolExecutor) -> list[Outcome]:
-        tensors = list(pool.map(self._tensor, paths))
-        good = [t for t in tensors if isinstance(t, np.ndarray)]
-        rankings = iter(classify_batch(self.model, good, self.k) if good else [])
-        outcomes = []
-        for path, tensor in zip(paths, tensors, strict=True):
-            if isinstance(tensor, str):
-                outcomes.append(Outcome(path, self.name, error=tensor))
+    def _batch(self, paths: Sequence[Path]) -> list[Outcome]:
+        contents: dict[Path, bytes] = {}
+        outcomes: dict[Path, Outcome] = {}
+        for path in paths:
+            try:
+                contents[path] = path.read_bytes()
+            except OSError as exc:
+                outcomes[path] = Outcome(path, self.name, error=error_text(0, f"cannot read file: {exc}"))
+        files = list(contents)
+        results = classify_files(self.model, [contents[p] for p in files], self.max_pixels, self.chunk)
+        for path, result in zip(files, results, strict=True):
+            if result.error is not None:
+                outcomes[path] = Outcome(
+                    path, self.name, error=error_text(result.error.status_code, result.error.detail)
+                )
             else:
-                prediction = respond(self.model, next(rankings))
-                outcomes.append(Outcome(path, self.name, prediction=prediction.model_dump()))
-        return outcomes
+                assert result.probabilities is not None
+                ranked = top_k(result.probabilities, self.model.manifest.labels, self.k)
+                outcomes[path] = Outcome(path, self.name, prediction=respond(self.model, ranked).model_dump())
+        return [outcomes[path] for path in paths]
