@@ -161,6 +161,11 @@ def test_in_process_and_server_give_identical_predictions(
     with running_server(seed_models.served) as server:
         remote = run_cli("predict", str(folder), "--model", "cats_vs_dogs", "--url", server.url,
                          "--output", str(remote_out), "--batch-size", "8", "--concurrency", "2")  # fmt: skip
+        routes = {json.loads(line).get("route") for line in server.log_lines() if line.startswith("{")}
+        has_batch = "/models/{name}/predict/batch" in httpx.get(server.url + "/openapi.json").json()["paths"]
+    # 25 files in batches of 8: the batch route where the server has it, else one request each.
+    expected = "/models/{name}/predict/batch" if has_batch else "/models/{name}/predict"
+    assert expected in routes, routes
 
     assert local.returncode == remote.returncode == 1, (local.stderr, remote.stderr)
     local_rows, remote_rows = read_jsonl(local_out), read_jsonl(remote_out)
