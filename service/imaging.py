@@ -4,6 +4,13 @@ Limits: only the formats in ``ALLOWED_FORMATS`` are parsed; images over ``max_pi
 refused from the header alone, before any pixel is decoded (decompression bombs); the first
 frame of animated / multi-frame files is used; EXIF orientation is applied
 (https://pillow.readthedocs.io/en/stable/reference/ImageOps.html#PIL.ImageOps.exif_transpose).
+
+Decoding only what the model needs: given ``min_side``, a JPEG is decoded at the smallest DCT
+scale (1/2, 1/4 or 1/8, libjpeg's ``scale_num/scale_denom`` through Pillow's ``Image.draft``,
+https://pillow.readthedocs.io/en/stable/reference/Image.html#PIL.Image.Image.draft) that keeps
+both sides >= ``min_side``. A 12 MP photo for a 224x224 model then decodes to ~1 MP in a
+quarter of the time and a sixteenth of the memory (36 MB -> 2.3 MB of RGB), and the resize
+that follows starts from ~2-4x the model's input instead of ~14x.
 """
 
 from __future__ import annotations
@@ -19,15 +26,21 @@ from .errors import BadImage, PayloadTooLarge, UnsupportedImage
 ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", heif.HEIF, heif.AVIF)
 
 
-def decode_image(data: bytes, max_pixels: int) -> Image.Image:
+def decode_image(data: bytes, max_pixels: int, min_side: int | None = None) -> Image.Image:
     """Decode one image.
 
     Args:
         data: the encoded file, as uploaded.
-        max_pixels: largest ``width * height`` accepted.
+        max_pixels: largest ``width * height`` accepted (checked on the header's full size,
+            before any decoding or DCT scaling).
+        min_side: the smallest side, in pixels, the caller needs (see
+            ``service.preprocessing.decode_min_side``); a JPEG larger than that may be decoded
+            at a reduced DCT scale, never below it on either side. ``None`` decodes at full size.
 
     Returns:
-        A fully loaded, EXIF-oriented Pillow image of the first frame, in its original mode.
+        A fully loaded, EXIF-oriented Pillow image of the first frame, in its original mode;
+        with ``min_side``, a JPEG's sides may be its original ones divided by 2, 4 or 8
+        (rounded up).
 
     Raises:
         BadImage: empty, truncated or corrupt data.
@@ -59,6 +72,8 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
             raise BadImage(f"image has no pixels ({width}x{height})")
         try:
             image.seek(0)
+            if min_side is not None:
+                _draft(image, min_side)
             image.load()
             oriented = ImageOps.exif_transpose(image)
         except Image.DecompressionBombError:
@@ -72,6 +87,16 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
                 raise BadImage(f"{fmt} data is truncated") from None
             raise BadImage(f"corrupt {fmt} data: {_short(exc)}") from None
     return oriented if oriented is not None else image
+
+
+def _draft(image: Image.Image, min_side: int) -> None:
+    """Let a JPEG decode at the smallest DCT scale that keeps both sides >= ``min_side``.
+
+    A square request keeps the guarantee whichever way EXIF orientation later turns the image.
+    The mode is kept (``None``): colour conversion stays with the preprocessing. Formats other
+    than JPEG/MPO ignore ``draft``.
+    """
+    image.draft(None, (min_side, min_side))
 
 
 _SIGNATURES = {

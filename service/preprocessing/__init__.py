@@ -9,10 +9,35 @@ import numpy as np
 from PIL import Image
 
 from ..manifest import ImageNetPreprocessing, Manifest, MnistDigitPreprocessing
+from . import digits
 from .digits import mnist_digit_tensor
 from .imagenet import imagenet_tensor
 
-__all__ = ["preprocess", "mnist_digit_tensor", "imagenet_tensor"]
+__all__ = ["decode_min_side", "preprocess", "mnist_digit_tensor", "imagenet_tensor"]
+
+# Decode at least this many times the side the resize targets: the resize filters then still
+# see >= 2 source pixels per output pixel, and accuracy on full-size photos stays that of
+# decoding at full size (benchmarks/decode_accuracy.py measures it).
+DECODE_MARGIN = 2
+# The digit normaliser's working resolution when digits.py does not state one.
+_DIGIT_WORKING_SIDE_DEFAULT = 1024
+
+
+def decode_min_side(manifest: Manifest) -> int:
+    """The smallest image side, in pixels, ``preprocess`` needs to be exact for ``manifest``.
+
+    ImageNet: ``DECODE_MARGIN`` x the side the resize targets (``resize_shorter``, else the
+    larger input side, as each side is resized on its own). Digits: the normaliser's working
+    resolution (``digits.WORKING_SIDE``), below which it would itself downscale. The decoder
+    may shrink larger images (JPEG DCT scaling) down to this, never below.
+    """
+    spec = manifest.preprocessing
+    if isinstance(spec, ImageNetPreprocessing):
+        height, width, _ = manifest.input.height_width_channels
+        return DECODE_MARGIN * (spec.resize_shorter or max(height, width))
+    if isinstance(spec, MnistDigitPreprocessing):
+        return int(getattr(digits, "WORKING_SIDE", _DIGIT_WORKING_SIDE_DEFAULT))
+    raise TypeError(f"unknown preprocessing {spec!r}")  # pragma: no cover - closed union
 
 
 def preprocess(image: Image.Image, manifest: Manifest) -> np.ndarray:
