@@ -19,7 +19,7 @@ Event loop (async):
         ``ModelUnavailable`` (503); records the name for the access log and metrics.
 
 Worker thread (blocking, thread-safe):
-    ``decode(data, max_pixels) -> PIL.Image.Image``: see ``service.imaging.decode_image``;
+    ``decode(data, max_pixels, min_side=None) -> PIL.Image.Image``: see ``service.imaging.decode_image``;
         ``BadImage`` (400), ``UnsupportedImage`` (415), ``PayloadTooLarge`` (413).
     ``preprocess(model, image) -> np.ndarray``: float32 ``(1, *model.contract.sample_shape)``,
         e.g. (1, 28, 28, 1) NHWC or (1, 3, 224, 224) NCHW. Pixels Pillow cannot convert raise
@@ -150,9 +150,10 @@ def find_model(request: Request, registry: ModelRegistry, name: str) -> LoadedMo
 # --- worker thread -------------------------------------------------------------------------
 
 
-def decode(data: bytes, max_pixels: int) -> Image.Image:
-    """The uploaded bytes as a Pillow image (``service.imaging.decode_image``)."""
-    return decode_image(data, max_pixels)
+def decode(data: bytes, max_pixels: int, min_side: int | None = None) -> Image.Image:
+    """The uploaded bytes as a Pillow image (``service.imaging.decode_image``); with
+    ``min_side``, a JPEG may decode at a reduced DCT scale, never below it."""
+    return decode_image(data, max_pixels, min_side=min_side)
 
 
 def preprocess(model: LoadedModel, image: Image.Image) -> np.ndarray:
@@ -171,7 +172,8 @@ def preprocess(model: LoadedModel, image: Image.Image) -> np.ndarray:
 
 def prepare(model: LoadedModel, data: bytes, max_pixels: int) -> np.ndarray:
     """``decode`` then ``preprocess``: float32 (1, *sample_shape) for one uploaded file."""
-    return preprocess(model, decode(data, max_pixels))
+    # Decode only what the model's preprocessing needs (a 12 MP JPEG -> ~1 MP for 224x224).
+    return preprocess(model, decode(data, max_pixels, preprocessing.decode_min_side(model.manifest)))
 
 
 def rank(model: LoadedModel, probs: np.ndarray, k: int) -> list[list[Ranked]]:
