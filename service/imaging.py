@@ -20,8 +20,12 @@ import warnings
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from . import heif
+from . import allocator, heif
 from .errors import BadImage, PayloadTooLarge, UnsupportedImage
+
+# Decoding photos on worker threads is what fragments glibc's heap (an arena per thread, a
+# rising mmap threshold); tune it once, before any worker thread exists. See service.allocator.
+allocator.limit_fragmentation()
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", heif.HEIF, heif.AVIF)
 

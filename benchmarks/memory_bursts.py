@@ -1,0 +1,261 @@
+"""Memory under bursts of phone photos: RSS of a real uvicorn server, before, during and after.
+
+    python -m benchmarks.memory_bursts --model DIR [--model DIR ...] [--bursts 3] [--concurrency 32]
+
+One server process (``python -m uvicorn service.app:app``, loopback only) serves every model
+given. Each burst sends ``concurrency`` simultaneous multipart uploads of real 12 MP JPEGs
+(4032x3024, cats-vs-dogs photos upscaled with a little sensor-like noise so they weigh what a
+phone photo does, 2-4 MB), spread over the models, and waits for every answer. The server's RSS
+is sampled with psutil every ``--interval`` seconds throughout; "start" is the median over the
+second before the first burst, "after" the median over the ``--settle`` seconds after each.
+
+Targets (issue 11): peak <= start + 100 MB; after the bursts, within 30 MB of start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psutil
+from PIL import Image
+
+from .models import PROJECT_ROOT
+
+SHARED_DATA = Path(os.environ.get("SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
+PHONE_SIZE = (4032, 3024)
+PEAK_TARGET_MB = 100.0
+AFTER_TARGET_MB = 30.0
+
+
+def phone_jpegs(count: int, seed: int = 0) -> list[bytes]:
+    """``count`` distinct 12 MP JPEGs (quality 90) made from real cats-vs-dogs photos.
+
+    Upscaling alone gives unrealistically smooth, small files; Gaussian noise (sigma 4 grey
+    levels) brings them to the size of a phone camera's JPEG.
+    """
+    rng = np.random.default_rng(seed)
+    photos = sorted((SHARED_DATA / "cats_vs_dogs" / "cats").glob("*.jpg"))[: count // 2 + 1]
+    photos += sorted((SHARED_DATA / "cats_vs_dogs" / "dogs").glob("*.jpg"))[: count - len(photos)]
+    out = []
+    for path in photos[:count]:
+        big = Image.open(path).convert("RGB").resize(PHONE_SIZE, Image.Resampling.BICUBIC)
+        pixels = np.asarray(big, dtype=np.int16) + rng.normal(0, 4, (*PHONE_SIZE[::-1], 3)).astype(np.int16)
+        buf = io.BytesIO()
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
+class RssSampler(threading.Thread):
+    """Samples a process's RSS (bytes) every ``interval`` seconds into ``samples`` (time, rss)."""
+
+    def __init__(self, pid: int, interval: float) -> None:
+        super().__init__(daemon=True)
+        self.process = psutil.Process(pid)
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            try:
+                self.samples.append((time.monotonic(), self.process.memory_info().rss))
+            except psutil.NoSuchProcess:
+                return
+            self._halt.wait(self.interval)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+    def between(self, start: float, end: float) -> list[int]:
+        return [rss for t, rss in self.samples if start <= t <= end]
+
+
+def start_server(
+    model_dirs: list[Path], port: int, env_extra: dict[str, str], root: Path = PROJECT_ROOT
+) -> subprocess.Popen:
+    """uvicorn on 127.0.0.1:``port`` serving ``model_dirs`` (linked into one scanned directory)."""
+    served = Path(tempfile.mkdtemp(prefix="memory-bursts-"))
+    for directory in model_dirs:
+        (served / directory.name).symlink_to(directory.resolve())
+    env = {
+        **os.environ,
+        "EDGE_MODEL_DIR": str(served),
+        "EDGE_DEFAULT_MODEL": model_dirs[0].name,
+        "EDGE_LOG_LEVEL": "WARNING",
+        **env_extra,
+    }
+    argv = [sys.executable, "-m", "uvicorn", "service.app:app", "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(
+        [*argv, "--no-access-log"],
+        env=env,
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("server did not start in 120 s")
+
+
+async def burst(base: str, names: list[str], uploads: list[bytes], concurrency: int) -> dict[int, int]:
+    """``concurrency`` simultaneous uploads; returns how many answers had each status code."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+
+        async def one(i: int) -> int:
+            name = names[i % len(names)]
+            files = {"file": (f"phone{i}.jpg", uploads[i % len(uploads)], "image/jpeg")}
+            response = await client.post(f"{base}/models/{name}/predict", files=files)
+            return response.status_code
+
+        codes = await asyncio.gather(*(one(i) for i in range(concurrency)))
+    return {code: codes.count(code) for code in sorted(set(codes))}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run(args: argparse.Namespace) -> dict:
+    uploads = phone_jpegs(args.images)
+    port = args.port or free_port()
+    env_extra = dict(item.split("=", 1) for item in args.env)
+    process = start_server(args.model, port, env_extra, args.server_root)
+    sampler = RssSampler(process.pid, args.interval)
+    sampler.start()
+    mb = 1e6
+    try:
+        time.sleep(args.settle)
+        t0 = time.monotonic()
+        start_rss = statistics.median(sampler.between(t0 - 1.0, t0))
+        names = [d.name for d in args.model]
+        # One request per model, one at a time: ONNX Runtime's first run allocates its buffers
+        # and first requests import what they need; "warm" is the floor a served model needs.
+        with httpx.Client(timeout=120) as client:
+            for name in names:
+                files = {"file": ("warm.jpg", uploads[0], "image/jpeg")}
+                client.post(f"http://127.0.0.1:{port}/models/{name}/predict", files=files).raise_for_status()
+        time.sleep(args.settle)
+        t1 = time.monotonic()
+        warm_rss = statistics.median(sampler.between(t1 - 1.0, t1))
+        print(
+            f"start {start_rss / 1e6:.1f} MB, after one request per model {warm_rss / 1e6:.1f} MB", flush=True
+        )
+        bursts = []
+        for i in range(args.bursts):
+            begin = time.monotonic()
+            codes = asyncio.run(burst(f"http://127.0.0.1:{port}", names, uploads, args.concurrency))
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode} during burst {i + 1}")
+            end = time.monotonic()
+            time.sleep(args.settle)
+            settled = time.monotonic()
+            peak = max(sampler.between(begin, end + 0.5))
+            after = statistics.median(sampler.between(settled - 1.0, settled))
+            bursts.append(
+                {
+                    "seconds": round(end - begin, 2),
+                    "status_codes": codes,
+                    "peak_mb": round(peak / mb, 1),
+                    "after_mb": round(after / mb, 1),
+                }
+            )
+            print(
+                f"burst {i + 1}: {end - begin:.1f} s, answers {codes}, peak {peak / mb:.1f} MB, "
+                f"after {after / mb:.1f} MB",
+                flush=True,
+            )
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        sampler.stop()
+    peak_all = max(b["peak_mb"] for b in bursts)
+    after_last = bursts[-1]["after_mb"]
+    start_mb = round(start_rss / mb, 1)
+    return {
+        "command": " ".join(["python -m benchmarks.memory_bursts", *sys.argv[1:]]),
+        "models": names,
+        "upload_bytes": [len(u) for u in uploads],
+        "concurrency": args.concurrency,
+        "env": env_extra,
+        "start_mb": start_mb,
+        "warm_mb": round(warm_rss / mb, 1),
+        "bursts": bursts,
+        "targets": {
+            f"peak <= start + {PEAK_TARGET_MB:.0f} MB": [
+                round(peak_all - start_mb, 1),
+                peak_all - start_mb <= PEAK_TARGET_MB,
+            ],
+            f"after <= start + {AFTER_TARGET_MB:.0f} MB": [
+                round(after_last - start_mb, 1),
+                after_last - start_mb <= AFTER_TARGET_MB,
+            ],
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.memory_bursts",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", type=Path, action="append", required=True, metavar="DIR")
+    parser.add_argument("--bursts", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--images", type=int, default=8, help="distinct 12 MP photos to cycle through")
+    parser.add_argument("--interval", type=float, default=0.01, help="RSS sampling period, seconds")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds before/after each burst")
+    parser.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra server environment, e.g. MALLOC_ARENA_MAX=2 (to compare)",
+    )
+    parser.add_argument(
+        "--server-root",
+        type=Path,
+        default=PROJECT_ROOT,
+        help="directory holding the service/ package to serve (e.g. an export of another commit, to compare)",
+    )
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    results = run(args)
+    print(json.dumps(results, indent=2))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
