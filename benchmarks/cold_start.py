@@ -31,6 +31,7 @@ from .paths import PROJECT_ROOT
 from .servers import stop
 
 LAMBDA_CHILD = Path(__file__).with_name("lambda_cold.py")
+FLOOR_CHILD = Path(__file__).with_name("floor_cold.py")
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ def run_once(
     Raises:
         RuntimeError: the process exited, answered wrongly, or did not answer in ``timeout``.
     """
+    if launch.variant.startswith("floor_"):
+        return run_floor(launch, timeout)
     if launch.event_path is not None:
         return _run_lambda(launch, expected, timeout)
     return _run_http(launch, upload, upload_name, expected, port, timeout)
@@ -143,6 +146,46 @@ def _run_http(
     finally:
         process.stderr.close()  # unread once the answer is in; closing it cannot block the child
         stop(process, timeout=20)
+
+
+def floor_launches(python: str, task_root: Path, onnx_path: Path) -> list[Launch]:
+    """The two unavoidable parts of a Lambda cold start, each in a bare ``-I -S`` interpreter
+    over the package: ``floor_ort`` (numpy + onnxruntime + session + first run of the model)
+    and ``floor_fastapi`` (``import fastapi``)."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    argv = [python, "-I", "-S", str(FLOOR_CHILD), str(task_root)]
+    return [
+        Launch("floor_ort", [*argv, "{fd}", "ort", str(onnx_path)], env, task_root),
+        Launch("floor_fastapi", [*argv, "{fd}", "fastapi"], env, task_root),
+    ]
+
+
+def run_floor(launch: Launch, timeout: float = 120.0) -> Sample:
+    """Spawn one floor child; wall seconds from spawn to its JSON line (see floor_cold.py).
+
+    Raises:
+        RuntimeError: the child wrote nothing (its stderr is in the message).
+    """
+    read_fd, write_fd = os.pipe()
+    argv = [arg.replace("{fd}", str(write_fd)) for arg in launch.argv]
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        argv,
+        env=launch.env,
+        cwd=launch.cwd,
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    os.close(write_fd)
+    with os.fdopen(read_fd) as results:
+        line = results.readline()
+    elapsed = time.perf_counter() - start
+    _, stderr = process.communicate(timeout=timeout)
+    if not line:
+        raise RuntimeError(f"{launch.variant} failed ({process.returncode}): {stderr.decode()[-2000:]}")
+    result = json.loads(line)
+    return Sample(elapsed, result["peak_rss_bytes"], result["cpu_seconds"], result["phases_s"])
 
 
 def _listening(port: int) -> bool:

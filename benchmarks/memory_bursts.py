@@ -41,11 +41,11 @@ PEAK_TARGET_MB = 100.0
 AFTER_TARGET_MB = 30.0
 
 
-def phone_jpegs(count: int, seed: int = 0) -> list[bytes]:
+def phone_jpegs(count: int, seed: int = 0, noise: float = 4.0) -> list[bytes]:
     """``count`` distinct 12 MP JPEGs (quality 90) made from real cats-vs-dogs photos.
 
     Upscaling alone gives unrealistically smooth, small files; Gaussian noise (sigma 4 grey
-    levels) brings them to the size of a phone camera's JPEG.
+    levels by default) brings them to the size of a phone camera's JPEG; ``noise=0`` skips it.
     """
     rng = np.random.default_rng(seed)
     photos = sorted((SHARED_DATA / "cats_vs_dogs" / "cats").glob("*.jpg"))[: count // 2 + 1]
@@ -53,9 +53,13 @@ def phone_jpegs(count: int, seed: int = 0) -> list[bytes]:
     out = []
     for path in photos[:count]:
         big = Image.open(path).convert("RGB").resize(PHONE_SIZE, Image.Resampling.BICUBIC)
-        pixels = np.asarray(big, dtype=np.int16) + rng.normal(0, 4, (*PHONE_SIZE[::-1], 3)).astype(np.int16)
+        if noise:
+            pixels = np.asarray(big, dtype=np.int16) + rng.normal(0, noise, (*PHONE_SIZE[::-1], 3)).astype(
+                np.int16
+            )
+            big = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
         buf = io.BytesIO()
-        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=90)
+        big.save(buf, "JPEG", quality=90)
         out.append(buf.getvalue())
     return out
 
