@@ -37,7 +37,7 @@ from service.manifest import MANIFEST_FILENAME
 from service.preprocessing import decode_min_side, imagenet
 from service.registry import LoadedModel, load_model
 
-from .memory_bursts import SHARED_DATA
+from .paths import SHARED_DATA
 
 MAX_PIXELS = 10**9
 TARGET_PP = 0.1

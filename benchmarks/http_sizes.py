@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-from .memory_bursts import free_port, phone_jpegs, start_server
-from .models import PROJECT_ROOT
+from .memory_bursts import model_server, phone_jpegs
+from .paths import PROJECT_ROOT
 from .stats import percentile
 
 SIZES = ((500, 375), (1600, 1200), (4032, 3024))
@@ -94,15 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    port = free_port()
-    process = start_server([args.model], port, {}, args.server_root)
-    try:
-        result = measure(
-            f"http://127.0.0.1:{port}/models/{args.model.name}/predict", same_photo_sizes(), args.requests
-        )
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with model_server([args.model], {}, args.server_root) as server:
+        result = measure(f"{server.url}/models/{args.model.name}/predict", same_photo_sizes(), args.requests)
     result["command"] = " ".join(["python -m benchmarks.http_sizes", *sys.argv[1:]])
     print(json.dumps(result, indent=2))
     if args.out:

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -33,9 +33,9 @@ import numpy as np
 import psutil
 from PIL import Image
 
-from .models import PROJECT_ROOT
+from . import servers
+from .paths import PROJECT_ROOT, SHARED_DATA
 
-SHARED_DATA = Path(os.environ.get("SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
 PHONE_SIZE = (4032, 3024)
 PEAK_TARGET_MB = 100.0
 AFTER_TARGET_MB = 30.0
@@ -90,10 +90,12 @@ class RssSampler(threading.Thread):
         return [rss for t, rss in self.samples if start <= t <= end]
 
 
-def start_server(
-    model_dirs: list[Path], port: int, env_extra: dict[str, str], root: Path = PROJECT_ROOT
-) -> subprocess.Popen:
-    """uvicorn on 127.0.0.1:``port`` serving ``model_dirs`` (linked into one scanned directory)."""
+@contextlib.contextmanager
+def model_server(
+    model_dirs: list[Path], env_extra: dict[str, str], root: Path = PROJECT_ROOT
+) -> Iterator[servers.Server]:
+    """uvicorn (``benchmarks.servers``) on loopback serving ``model_dirs``, linked into one
+    scanned directory, with the ``service/`` package found under ``root``."""
     served = Path(tempfile.mkdtemp(prefix="memory-bursts-"))
     for directory in model_dirs:
         (served / directory.name).symlink_to(directory.resolve())
@@ -104,26 +106,10 @@ def start_server(
         "EDGE_LOG_LEVEL": "WARNING",
         **env_extra,
     }
-    argv = [sys.executable, "-m", "uvicorn", "service.app:app", "--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(
-        [*argv, "--no-access-log"],
-        env=env,
-        cwd=root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("server did not start in 120 s")
+    port = servers.free_port()
+    argv = servers.uvicorn_command(port, extra=["--no-access-log"])
+    with servers.serve(argv, port=port, env=env, cwd=root, timeout=120) as server:
+        yield server
 
 
 async def burst(base: str, names: list[str], uploads: list[bytes], concurrency: int) -> dict[int, int]:
@@ -141,21 +127,13 @@ async def burst(base: str, names: list[str], uploads: list[bytes], concurrency: 
     return {code: codes.count(code) for code in sorted(set(codes))}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def run(args: argparse.Namespace) -> dict:
     uploads = phone_jpegs(args.images)
-    port = args.port or free_port()
     env_extra = dict(item.split("=", 1) for item in args.env)
-    process = start_server(args.model, port, env_extra, args.server_root)
-    sampler = RssSampler(process.pid, args.interval)
-    sampler.start()
     mb = 1e6
-    try:
+    with model_server(args.model, env_extra, args.server_root) as server:
+        sampler = RssSampler(server.process.pid, args.interval)
+        sampler.start()
         time.sleep(args.settle)
         t0 = time.monotonic()
         start_rss = statistics.median(sampler.between(t0 - 1.0, t0))
@@ -165,7 +143,7 @@ def run(args: argparse.Namespace) -> dict:
         with httpx.Client(timeout=120) as client:
             for name in names:
                 files = {"file": ("warm.jpg", uploads[0], "image/jpeg")}
-                client.post(f"http://127.0.0.1:{port}/models/{name}/predict", files=files).raise_for_status()
+                client.post(f"{server.url}/models/{name}/predict", files=files).raise_for_status()
         time.sleep(args.settle)
         t1 = time.monotonic()
         warm_rss = statistics.median(sampler.between(t1 - 1.0, t1))
@@ -175,9 +153,9 @@ def run(args: argparse.Namespace) -> dict:
         bursts = []
         for i in range(args.bursts):
             begin = time.monotonic()
-            codes = asyncio.run(burst(f"http://127.0.0.1:{port}", names, uploads, args.concurrency))
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited with {process.returncode} during burst {i + 1}")
+            codes = asyncio.run(burst(server.url, names, uploads, args.concurrency))
+            if server.process.poll() is not None:
+                raise RuntimeError(f"server exited with {server.process.returncode} during burst {i + 1}")
             end = time.monotonic()
             time.sleep(args.settle)
             settled = time.monotonic()
@@ -196,9 +174,6 @@ def run(args: argparse.Namespace) -> dict:
                 f"after {after / mb:.1f} MB",
                 flush=True,
             )
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
         sampler.stop()
     peak_all = max(b["peak_mb"] for b in bursts)
     after_last = bursts[-1]["after_mb"]
@@ -237,7 +212,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=8, help="distinct 12 MP photos to cycle through")
     parser.add_argument("--interval", type=float, default=0.01, help="RSS sampling period, seconds")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds before/after each burst")
-    parser.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
     parser.add_argument(
         "--env",
         action="append",
