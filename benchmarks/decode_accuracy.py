@@ -96,13 +96,15 @@ def evaluate(model: LoadedModel, paths: list[Path], labels: np.ndarray, side: in
     }
 
 
-def imagenet_set(limit: int) -> tuple[list[Path], np.ndarray]:
+def imagenet_set(limit: int, offset: int = 0) -> tuple[list[Path], np.ndarray]:
     from convert.imagenet_data import labelled_images
 
-    return labelled_images(SHARED_DATA / "imagenet" / "val", limit)
+    paths, labels = labelled_images(SHARED_DATA / "imagenet" / "val")
+    end = offset + limit if limit else None
+    return paths[offset:end], labels[offset:end]
 
 
-def cats_dogs_set(model: LoadedModel, limit: int) -> tuple[list[Path], np.ndarray]:
+def cats_dogs_set(model: LoadedModel, limit: int, offset: int = 0) -> tuple[list[Path], np.ndarray]:
     from convert.cats_vs_dogs import split
     from convert.imagenet_data import class_folders
 
@@ -110,8 +112,7 @@ def cats_dogs_set(model: LoadedModel, limit: int) -> tuple[list[Path], np.ndarra
     seed, fraction = int(metrics.get("split_seed", 1234)), float(metrics.get("validation_fraction", 0.4))
     _, paths, labels = class_folders(SHARED_DATA / "cats_vs_dogs")
     _, val_idx = split(labels, fraction, seed)
-    if limit:
-        val_idx = val_idx[:limit]
+    val_idx = val_idx[offset : offset + limit if limit else None]
     return [paths[i] for i in val_idx], labels[val_idx]
 
 
@@ -123,18 +124,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--imagenet-model", type=Path, help="model dir, e.g. MobileNet v1 0.75")
     parser.add_argument("--cats-dogs-model", type=Path, help="cats-vs-dogs model dir")
-    parser.add_argument("--limit", type=int, default=0, help="first N images of each set (0 = all)")
+    parser.add_argument("--limit", type=int, default=0, help="N images of each set (0 = all)")
+    parser.add_argument("--offset", type=int, default=0, help="skip the first N of each set (to split a run)")
     parser.add_argument("--side", type=int, default=4032, help="longer side of the upscaled copies")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     results: dict = {"command": " ".join(["python -m benchmarks.decode_accuracy", *sys.argv[1:]])}
     if args.imagenet_model:
         model = load_model(args.imagenet_model / MANIFEST_FILENAME, available_cpus())
-        results["imagenet_val"] = evaluate(model, *imagenet_set(args.limit), args.side, model.name)
+        results["imagenet_val"] = evaluate(
+            model, *imagenet_set(args.limit, args.offset), args.side, model.name
+        )
     if args.cats_dogs_model:
         model = load_model(args.cats_dogs_model / MANIFEST_FILENAME, available_cpus())
         results["cats_vs_dogs_val"] = evaluate(
-            model, *cats_dogs_set(model, args.limit), args.side, model.name
+            model, *cats_dogs_set(model, args.limit, args.offset), args.side, model.name
         )
     print(json.dumps(results, indent=2))
     if args.out:
