@@ -49,6 +49,36 @@ COLD_TARGET_DEFAULT_S = 1.0
 SPEEDUP_TARGET = 20.0  # issue 11: every model >= 20x faster than the TF baseline
 
 
+# ISA flags that decide which int8 kernels ONNX Runtime runs (u8 x s8 saturation on AVX2 only).
+INT8_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+
+
+def cpu_record() -> dict:
+    """CPU model and the int8-relevant ISA flags, so every int8-vs-fp32 number names its CPU.
+
+    ``convert.cpu.cpu_info`` (the conversion report's record) when present, else read here.
+    """
+    try:
+        from convert.cpu import cpu_info  # type: ignore[import-not-found]
+
+        return cpu_info()
+    except ImportError:
+        pass
+    model, flags = "", set()
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []:
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("model name", "cpu model") and not model:
+            model = value.strip()
+        elif key.strip().lower() in ("flags", "features"):
+            flags |= set(value.split())
+    return {
+        "model": model or platform.processor() or "unknown",
+        "machine": platform.machine(),
+        "int8_flags": [f for f in INT8_FLAGS if f in flags],
+    }
+
+
 def multipart_event(name: str, upload: bytes, upload_name: str) -> dict:
     """An API Gateway HTTP API (2.0) event POSTing ``upload`` to the model's predict route."""
     from .lambda_events import http_api_v2_event
@@ -186,6 +216,7 @@ def run(args: argparse.Namespace) -> dict:
         "command": " ".join(["python -m benchmarks", *sys.argv[1:]]),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs ({available_cpus()} usable), "
         f"{platform.platform()}",
+        "cpu": cpu_record(),
         "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "runs": args.runs,
         "requests": args.requests,

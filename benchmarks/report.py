@@ -21,6 +21,14 @@ FLOOR_RATIO_TARGET = 1.1
 SIZE_RATIO_TARGET = 2.0
 
 
+def _cpu_line(meta: dict) -> str:
+    cpu = meta.get("cpu")
+    if not cpu:
+        return ""
+    flags = " ".join(cpu.get("int8_flags", [])) or "no int8 ISA flags"
+    return f" CPU: {cpu['model']} ({cpu['machine']}; int8-relevant flags: {flags})."
+
+
 def floor_seconds(cold: dict) -> float | None:
     """The unavoidable part of a Lambda cold start: spawn -> numpy + onnxruntime + session +
     first run (``floor_ort``), plus ``import fastapi`` timed on its own (``floor_fastapi``)."""
@@ -101,7 +109,7 @@ def markdown(results: dict, chart_path: Path | str) -> str:
     lines = [
         f"Measured {meta['date']} on {meta['machine']}; load average {meta['load_average_before_after'][0]} "
         f"before, {meta['load_average_before_after'][1]} after (the cores are shared: treat small "
-        "differences as noise). Command: `" + meta["command"] + "`.",
+        "differences as noise). Command: `" + meta["command"] + "`." + _cpu_line(meta),
         "",
         "### Targets",
         "",
