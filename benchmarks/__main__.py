@@ -187,12 +187,21 @@ def run(args: argparse.Namespace) -> dict:
 
         print(f"[{model.name}] HTTP latency", flush=True)
         http = {}
-        sizes = None
+        sizes = batch_http = None
         for launch in [la for la in launches if la.predict_path]:
             with http_latency.serve(launch, free_port()) as server:
                 latency = http_latency.measure(
                     f"{server.url}{launch.predict_path}", model.upload, model.upload_name, args.requests
                 )
+                if launch.variant == "uvicorn" and args.batch_images:
+                    print(f"[{model.name}] HTTP batch request", flush=True)
+                    batch_http = http_latency.measure_batch(
+                        f"{server.url}{launch.predict_path}/batch",
+                        model.upload,
+                        model.upload_name,
+                        args.batch_images,
+                        max(10, args.requests // 4),
+                    )
                 if launch.variant == "uvicorn" and args.size_requests:
                     print(f"[{model.name}] HTTP latency by upload size", flush=True)
                     sizes = http_sizes.measure(
@@ -210,6 +219,7 @@ def run(args: argparse.Namespace) -> dict:
             "warm": {name: asdict(t) for name, t in timings.items()},
             "http": http,
             "http_sizes": sizes,
+            "http_batch": batch_http,
         }
     results["meta"] = {
         "date": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
@@ -264,6 +274,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=40,
         help="HTTP requests per upload size (500x375 ... 12 MP, benchmarks/http_sizes.py); 0 = skip",
+    )
+    parser.add_argument(
+        "--batch-images",
+        type=int,
+        default=8,
+        help="images in the HTTP batch request (POST /models/{name}/predict/batch); 0 = skip",
     )
     parser.add_argument("--repeats", type=int, default=200, help="warm batch-1 calls per format")
     parser.add_argument("--batch", type=int, default=32, help="the larger batch size")

@@ -70,3 +70,33 @@ def measure(url: str, upload: bytes, upload_name: str, requests: int, warmup: in
             if len(times) >= MIN_REQUESTS and time.perf_counter() > deadline:
                 break
     return Latency(percentile(times, 50) * 1000, percentile(times, 99) * 1000, len(times))
+
+
+def measure_batch(
+    url: str, upload: bytes, upload_name: str, images: int, requests: int, warmup: int = 2
+) -> dict:
+    """p50/p99 of ``requests`` sequential batch requests of ``images`` copies of ``upload``
+    (multipart field ``files``, ``POST /models/{name}/predict/batch``), and p50 per image.
+
+    Raises:
+        RuntimeError: a response is not 200.
+    """
+    files = [("files", (f"{i}-{upload_name}", upload, "image/jpeg")) for i in range(images)]
+    times: list[float] = []
+    with httpx.Client(timeout=120.0) as client:
+        for i in range(warmup + requests):
+            start = time.perf_counter()
+            response = client.post(url, files=files)
+            elapsed = time.perf_counter() - start
+            if response.status_code != 200:
+                raise RuntimeError(f"{url} answered {response.status_code}: {response.text[:300]}")
+            if i >= warmup:
+                times.append(elapsed)
+    p50 = percentile(times, 50) * 1000
+    return {
+        "images": images,
+        "requests": len(times),
+        "p50_ms": p50,
+        "p99_ms": percentile(times, 99) * 1000,
+        "p50_ms_per_image": p50 / images,
+    }

@@ -213,6 +213,21 @@ def markdown(results: dict, chart_path: Path | str) -> str:
                 f"| {name} | {server} | {h['requests']} | {h['p50_ms']:.2f} | {h['p99_ms']:.2f} | "
                 f"{f'{ratio:.1f}x' if ratio else '-'} |"
             )
+    batched = {name: m["http_batch"] for name, m in results["models"].items() if m.get("http_batch")}
+    if batched:
+        lines += [
+            "",
+            "### HTTP batch request: the same upload N times in one `POST /models/{name}/predict/batch`",
+            "",
+            "| model | images | requests | p50 ms | p99 ms | p50 ms per image | single-image p50 ms |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, b in batched.items():
+            single = results["models"][name]["http"].get("uvicorn", {}).get("p50_ms")
+            lines.append(
+                f"| {name} | {b['images']} | {b['requests']} | {b['p50_ms']:.2f} | {b['p99_ms']:.2f} | "
+                f"{b['p50_ms_per_image']:.2f} | {f'{single:.2f}' if single else '-'} |"
+            )
     sized = {name: m["http_sizes"] for name, m in results["models"].items() if m.get("http_sizes")}
     if sized:
         labels = list(next(iter(sized.values()))["sizes"])
