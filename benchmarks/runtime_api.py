@@ -2,7 +2,7 @@
 
 The invocation endpoints of https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html
 (``GET /invocation/next``, ``POST /invocation/{id}/response|error``, ``POST /init/error``),
-backed by queues. The same server as tests/test_runtime_api.py's; used by the container tests
+backed by queues. Used by tests/test_runtime_api.py, the container tests
 and ``benchmarks.container_start``.
 """
 

@@ -17,12 +17,12 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from .batching import classify_files, timed
+from .batching import classify_files_in_worker
 from .dependencies import LimitsDep, RegistryDep, SettingsDep
 from .errors import InvalidForm, PayloadTooLarge
 from .imaging import ALLOWED_FORMATS
 from .inference import top_k as rank_row
-from .prediction import admit, find_model, in_worker, respond
+from .prediction import admit, find_model, respond
 from .routes import ERRORS, ModelName, TopK
 from .schemas import Prediction
 
@@ -117,15 +117,7 @@ async def predict_batch(
     model = find_model(request, registry, name)
     async with admit(limits.admission):
         names, files = await _read_files(request, settings.max_batch_images)
-        outcomes, request.state.inference_seconds = await in_worker(
-            limits.workers,
-            timed,
-            classify_files,
-            model,
-            files,
-            settings.max_image_pixels,
-            settings.batch_chunk,
-        )
+        outcomes = await classify_files_in_worker(request, model, files, settings, limits)
     items: list[BatchItemPrediction | BatchItemError] = []
     for filename, outcome in zip(names, outcomes, strict=True):
         if outcome.error is not None:

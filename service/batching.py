@@ -16,10 +16,13 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
+from starlette.requests import Request
 
+from .config import Settings
+from .dependencies import Limits
 from .errors import ServiceError
 from .inference import run
-from .prediction import prepare
+from .prediction import in_worker, prepare
 from .registry import LoadedModel
 
 T = TypeVar("T")
@@ -78,3 +81,14 @@ def timed(func: Callable[..., T], *args: object) -> tuple[T, float]:
     start = time.perf_counter()
     result = func(*args)
     return result, time.perf_counter() - start
+
+
+async def classify_files_in_worker(
+    request: Request, model: LoadedModel, files: Sequence[bytes], settings: Settings, limits: Limits
+) -> list[FileOutcome]:
+    """``classify_files`` in a worker thread (at most ``limits.workers`` at once), recording the
+    worker seconds on ``request.state`` for the access log and metrics."""
+    outcomes, request.state.inference_seconds = await in_worker(
+        limits.workers, timed, classify_files, model, files, settings.max_image_pixels, settings.batch_chunk
+    )
+    return outcomes

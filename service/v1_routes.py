@@ -12,11 +12,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from .batching import classify_files, first_error, timed
+from .batching import classify_files_in_worker, first_error
 from .dependencies import LimitsDep, RegistryDep, SettingsDep
 from .errors import HTTPError, InvalidParameters
 from .inference import top_k as rank_row
-from .prediction import admit, find_model, in_worker
+from .prediction import admit, find_model
 from .protocols.tfserving import parse_instances
 from .registry import LoadedModel
 from .routes import ModelName, TopK
@@ -138,15 +138,7 @@ async def v1_predict(
             raise InvalidParameters(
                 [{"loc": ["body", "parameters", "top_k"], "msg": f"Input should be <= {settings.max_top_k}"}]
             )
-        outcomes, request.state.inference_seconds = await in_worker(
-            limits.workers,
-            timed,
-            classify_files,
-            model,
-            files,
-            settings.max_image_pixels,
-            settings.batch_chunk,
-        )
+        outcomes = await classify_files_in_worker(request, model, files, settings, limits)
     failed = first_error(outcomes)
     if failed is not None:
         index, error = failed
