@@ -15,54 +15,55 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from service.manifest import ImageNetPreprocessing
 
-from . import evaluate, latency
-from .calibration import ArrayCalibrationReader
-from .imagenet_data import class_folders, preprocess_files
-from .keras_apps import RESAMPLE, RESIZE_SHORTER, default_quantization, summary, write_report
-from .onnx_export import INPUT_NAME, export_keras
-from .quantize import QuantizationConfig, count_quantized_nodes, quantize
+from .imagenet_data import SHARED_DATA, class_folders, preprocess_files
+from .keras_apps import RESAMPLE, RESIZE_SHORTER, default_quantization
+from .onnx_export import INPUT_NAME
+from .quantize import QuantizationConfig
+from .recipe import MetricGroup, ModelCard, Obtained, Recipe
 
 OUTPUT_NAME = "probability"
 SIZE = 224
 MOBILENET_V2_BLOCKS = 16  # block_1 ... block_16 in keras.applications.MobileNetV2
+DATA_DIR = SHARED_DATA / "cats_vs_dogs"
+BACKBONE_H5 = SHARED_DATA / "keras_weights" / "mobilenet_v2_1.0_224_no_top.h5"
 
 # Sigmoid stays float: the confidence is not rounded to 1/256 steps (and it is one tiny op).
-# U8U8 per-channel min-max: see keras_apps.default_quantization for the measurements.
+# The int8 format: see keras_apps.default_quantization for the measurements.
 DEFAULT_QUANTIZATION = replace(default_quantization("mobilenet_v2"), op_types_excluded=("Softmax", "Sigmoid"))
+PREPROCESSING = ImageNetPreprocessing(mode="tf", resize_shorter=RESIZE_SHORTER, resample=RESAMPLE)
 
 
-@dataclass(frozen=True)
-class CatsDogsOptions:
-    """Options for ``build``.
+@dataclass
+class CatsDogsRecipe(Recipe):
+    """Train the transfer model on a two-class photo folder.
 
     Args:
         data: directory with exactly two class sub-directories (sorted: class 0, class 1).
         backbone_weights: MobileNetV2 no-top weights file (``.h5``) or ``"imagenet"``.
-        out: build directory (Keras model, fp32 and int8 ONNX, manifest, report).
         labels: the two label strings (default: the sub-directory names).
         validation_fraction: share of each class held out for validation (never trained on,
             never used for calibration).
         per_class_limit: first N files of each class (quick runs; 0 = all).
         epochs: head training epochs on the cached backbone features.
         fine_tune_blocks / fine_tune_epochs: optionally train the top N backbone blocks too.
-        calibration_images: training images used for int8 calibration (seeded subset).
+        calibration_count: training images used for int8 calibration (seeded subset).
         latency_runs: timed batch-of-one inferences per engine.
         quantization: int8 settings.
         seed: seeds the split, the calibration subset, and Keras.
     """
 
-    data: Path
-    backbone_weights: str
-    out: Path
+    data: Path = DATA_DIR
+    backbone_weights: str = "imagenet"
     name: str = "cats_vs_dogs"
+    version: str = "1.0.0"
     labels: tuple[str, str] | None = None
     validation_fraction: float = 0.4
     per_class_limit: int = 0
@@ -70,11 +71,11 @@ class CatsDogsOptions:
     fine_tune_blocks: int = 0
     fine_tune_epochs: int = 2
     batch_size: int = 32
-    calibration_images: int = 300
+    calibration_count: int = 300
     latency_runs: int = 30
     quantization: QuantizationConfig = DEFAULT_QUANTIZATION
     seed: int = 1234
-    version: str = "1.0.0"
+    metric_groups: tuple[MetricGroup, ...] = ("accuracy", "latency")
 
     def __post_init__(self) -> None:
         if not 0.0 < self.validation_fraction < 1.0:
@@ -83,9 +84,68 @@ class CatsDogsOptions:
             raise ValueError(f"fine_tune_blocks must be in [0, {MOBILENET_V2_BLOCKS}]")
         if self.backbone_weights != "imagenet" and not Path(self.backbone_weights).is_file():
             raise ValueError(f"backbone weights file not found: {self.backbone_weights}")
+        self.classes, paths, labels = class_folders(self.data)
+        if len(self.classes) != 2:
+            raise ValueError(f"{self.data}: a sigmoid model needs exactly 2 classes, found {self.classes}")
+        if self.per_class_limit:
+            keep = np.concatenate([np.flatnonzero(labels == c)[: self.per_class_limit] for c in (0, 1)])
+            paths, labels = [paths[i] for i in keep], labels[keep]
+        self.paths, self.class_labels = paths, labels
+        self.train_idx, self.val_idx = split(labels, self.validation_fraction, self.seed)
+        self._calibration: np.ndarray | None = None
 
+    def obtain(self) -> Obtained:
+        print(
+            f"[{self.name}] {len(self.train_idx)} training / {len(self.val_idx)} held-out photos "
+            f"of {self.classes}",
+            flush=True,
+        )
+        x_train = preprocess_files([self.paths[i] for i in self.train_idx], PREPROCESSING, (SIZE, SIZE))
+        y_train = self.class_labels[self.train_idx].astype(np.float32)
+        # Keep only the calibration subset once trained; the full array is large (N x 600 kB).
+        rng = np.random.default_rng(self.seed)
+        self._calibration = x_train[np.sort(rng.permutation(len(x_train))[: self.calibration_count])]
+        model = train(x_train, y_train, self)
+        return Obtained(
+            model,
+            facts={
+                "train_images": int(len(self.train_idx)),
+                "epochs": self.epochs,
+                "fine_tune_blocks": self.fine_tune_blocks,
+                "split_seed": self.seed,
+                "validation_fraction": self.validation_fraction,
+            },
+            training={
+                "method": "sigmoid head on cached frozen-backbone features, Adam 1e-3, binary cross-entropy",
+                "augmentation": "none",
+                "fine_tune": f"top {self.fine_tune_blocks} blocks, {self.fine_tune_epochs} epochs, Adam 1e-5"
+                if self.fine_tune_blocks
+                else "none",
+                "seed": self.seed,
+            },
+        )
 
-PREPROCESSING = ImageNetPreprocessing(mode="tf", resize_shorter=RESIZE_SHORTER, resample=RESAMPLE)
+    def calibration_images(self) -> np.ndarray:
+        if self._calibration is None:
+            raise RuntimeError("calibration images come from the training photos: call obtain() first")
+        images, self._calibration = self._calibration, None
+        return images
+
+    def evaluation_data(self) -> tuple[np.ndarray, np.ndarray]:
+        x_val = preprocess_files([self.paths[i] for i in self.val_idx], PREPROCESSING, (SIZE, SIZE))
+        return x_val, self.class_labels[self.val_idx]
+
+    def card(self, model: Any) -> ModelCard:
+        names = list(self.labels or self.classes)
+        return ModelCard(
+            description=f"{names[0]} vs {names[1]}: MobileNetV2 transfer model "
+            "(ImageNet backbone, sigmoid head trained on real photos), int8 QDQ.",
+            labels=names,
+            output_name=OUTPUT_NAME,
+            output_kind="sigmoid",
+            preprocessing=PREPROCESSING,
+            weights="trained",
+        )
 
 
 def split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +160,7 @@ def split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, n
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
-def backbone(weights: str):
+def backbone(weights: str) -> Any:
     """MobileNetV2 (alpha 1.0, 224, no top) with ImageNet weights from a file or Keras's cache."""
     import keras
 
@@ -111,7 +171,7 @@ def backbone(weights: str):
     return model
 
 
-def build_model(base, dropout: float = 0.2):
+def build_model(base: Any, dropout: float = 0.2) -> tuple[Any, Any]:
     """(full model, head): image -> base -> global average pool -> dropout -> Dense(1, sigmoid).
 
     ``head`` maps pooled features (batch, 1280) to the probability; the full model shares its
@@ -134,7 +194,7 @@ def build_model(base, dropout: float = 0.2):
     return keras.Model(inputs, head(features), name="cats_vs_dogs"), head
 
 
-def train(x_train: np.ndarray, y_train: np.ndarray, options: CatsDogsOptions):
+def train(x_train: np.ndarray, y_train: np.ndarray, options: CatsDogsRecipe) -> Any:
     """Train the head on cached backbone features, then optionally fine-tune the top blocks."""
     import keras
     import tensorflow as tf
@@ -166,89 +226,6 @@ def train(x_train: np.ndarray, y_train: np.ndarray, options: CatsDogsOptions):
             verbose=verbose,
         )
     return model
-
-
-def build(options: CatsDogsOptions) -> Path:
-    """Train, export, quantize and validate; returns the build directory holding the manifest."""
-    from . import artifacts
-
-    out, name = options.out, options.name
-    out.mkdir(parents=True, exist_ok=True)
-    tag = f"[{name}]"
-    classes, paths, labels = class_folders(options.data)
-    if len(classes) != 2:
-        raise ValueError(f"{options.data}: a sigmoid model needs exactly 2 classes, found {classes}")
-    if options.per_class_limit:
-        keep = np.concatenate([np.flatnonzero(labels == c)[: options.per_class_limit] for c in (0, 1)])
-        paths, labels = [paths[i] for i in keep], labels[keep]
-    train_idx, val_idx = split(labels, options.validation_fraction, options.seed)
-    print(f"{tag} {len(train_idx)} training / {len(val_idx)} held-out photos of {classes}", flush=True)
-    x_train = preprocess_files([paths[i] for i in train_idx], PREPROCESSING, (SIZE, SIZE))
-    y_train = labels[train_idx].astype(np.float32)
-
-    started = time.perf_counter()
-    model = train(x_train, y_train, options)
-    train_seconds = time.perf_counter() - started
-    model.save(out / f"{name}.keras")
-
-    print(f"{tag} exporting to ONNX", flush=True)
-    fp32_path = export_keras(model, out / f"{name}.fp32.onnx", (SIZE, SIZE, 3), OUTPUT_NAME)
-    rng = np.random.default_rng(options.seed)
-    calib = x_train[np.sort(rng.permutation(len(x_train))[: options.calibration_images])]
-    reader = ArrayCalibrationReader(calib, INPUT_NAME)  # drops a ragged last batch
-    config = replace(options.quantization, calibration_images=len(reader.images))
-    print(
-        f"{tag} quantizing to int8 ({config.calibration}, {len(reader.images)} training photos)", flush=True
-    )
-    int8_path = quantize(fp32_path, out / f"{name}.int8.onnx", reader, config)
-    del x_train, calib, reader
-
-    print(f"{tag} validating on {len(val_idx)} held-out photos", flush=True)
-    x_val = preprocess_files([paths[i] for i in val_idx], PREPROCESSING, (SIZE, SIZE))
-    metrics = validate(model, fp32_path, int8_path, x_val, labels[val_idx])
-    metrics |= {
-        "train_images": int(len(train_idx)),
-        "epochs": options.epochs,
-        "fine_tune_blocks": options.fine_tune_blocks,
-        "train_seconds": round(train_seconds, 1),
-        "split_seed": options.seed,
-        "validation_fraction": options.validation_fraction,
-    }
-    metrics |= latency.side_by_side(model, fp32_path, int8_path, x_val, runs=options.latency_runs)
-    label_names = list(options.labels or classes)
-    manifest = artifacts.write_manifest(
-        int8_path,
-        {
-            "name": name,
-            "version": options.version,
-            "description": f"{label_names[0]} vs {label_names[1]}: MobileNetV2 transfer model "
-            f"(ImageNet backbone, sigmoid head trained on real photos), int8 QDQ.",
-            "labels": label_names,
-            "input": {
-                "name": INPUT_NAME,
-                "shape": [None, SIZE, SIZE, 3],
-                "dtype": "float32",
-                "layout": "NHWC",
-            },
-            "output": {"name": OUTPUT_NAME, "kind": "sigmoid"},
-            "preprocessing": PREPROCESSING.model_dump(),
-            "weights": "trained",
-            "quantization": {**config.as_manifest(), **count_quantized_nodes(int8_path)},
-            "metrics": metrics,
-        },
-    )
-    write_report(out, name, options.version, manifest.metrics, manifest.quantization, manifest.tools)
-    print(f"{tag} done: {summary(metrics)}", flush=True)
-    return out
-
-
-def validate(model, fp32_path: Path, int8_path: Path, images: np.ndarray, labels: np.ndarray) -> dict:
-    """Held-out accuracy of Keras fp32, ONNX fp32 and ONNX int8, and their parity.
-
-    ``images``: float32 (N, 224, 224, 3); ``labels``: (N,) 0/1. Outputs are (N, 1) sigmoids.
-    """
-    metrics = evaluate.compare_keras_onnx(model, fp32_path, int8_path, images, labels, batch_size=32)
-    return {"eval_images": int(len(images)), **metrics}
 
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

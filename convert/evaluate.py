@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -25,7 +27,7 @@ def onnx_predict(session: ort.InferenceSession, images: np.ndarray, batch_size: 
     return np.concatenate(outputs)
 
 
-def keras_predict(model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def keras_predict(model: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     return np.asarray(model.predict(images, batch_size=batch_size, verbose=0))
 
 
@@ -54,24 +56,48 @@ def top1_agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.argmax(to_class_scores(a), 1) == np.argmax(to_class_scores(b), 1)))
 
 
-def compare_keras_onnx(
-    model, fp32_path: Path, int8_path: Path, images: np.ndarray, labels: np.ndarray, batch_size: int = 256
-) -> dict:
-    """Accuracy of Keras fp32, ONNX fp32 and ONNX int8 on the same images, their parity, sizes.
+def validate(
+    model: Any,
+    fp32_path: Path,
+    int8_path: Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    groups: Iterable[str],
+    batch_size: int = 32,
+) -> dict[str, Any]:
+    """Keras fp32, ONNX fp32 and ONNX int8 run on the same images; the metrics ``groups`` ask for.
 
-    ``images``: float32 (N, ...) preprocessed as served; ``labels``: (N,) class indices.
-    Outputs may be (N, classes) softmax or (N, 1) sigmoid (see ``to_class_scores``).
+    Always: max |delta prob| Keras vs ONNX fp32 and ONNX fp32 vs int8, fp32 vs int8 top-1
+    agreement, file sizes. ``accuracy``: top-1 accuracy of the three (``accuracy_*``).
+    ``topk``: top-1 and top-5 of the three (``top1_*``, ``top5_*``). ``agreement``: Keras vs
+    fp32 top-1 agreement, share of images whose fp32 top-1 is in int8's top 5 (robust to the
+    near-ties of random weights), and how many distinct fp32 top-1 classes occur (a collapsed
+    model predicts one). ``images``: float32 (N, ...) preprocessed as served; ``labels``: (N,).
     """
-    keras_out = keras_predict(model, images, batch_size=batch_size)
-    fp32_out = onnx_predict(onnx_session(fp32_path), images, batch_size=batch_size)
-    int8_out = onnx_predict(onnx_session(int8_path), images, batch_size=batch_size)
-    return {
-        "accuracy_keras_fp32": top1_accuracy(keras_out, labels),
-        "accuracy_onnx_fp32": top1_accuracy(fp32_out, labels),
-        "accuracy_onnx_int8": top1_accuracy(int8_out, labels),
-        "max_abs_delta_prob_keras_vs_onnx_fp32": max_abs_diff(keras_out, fp32_out),
-        "max_abs_delta_prob_onnx_fp32_vs_int8": max_abs_diff(fp32_out, int8_out),
-        "top1_agreement_fp32_vs_int8": top1_agreement(fp32_out, int8_out),
-        "size_fp32_bytes": fp32_path.stat().st_size,
-        "size_int8_bytes": int8_path.stat().st_size,
+    groups = set(groups)
+    outputs = {
+        "keras_fp32": keras_predict(model, images, batch_size=batch_size),
+        "onnx_fp32": onnx_predict(onnx_session(fp32_path), images, batch_size=batch_size),
+        "onnx_int8": onnx_predict(onnx_session(int8_path), images, batch_size=batch_size),
     }
+    keras_out, fp32_out, int8_out = outputs.values()
+    metrics: dict[str, Any] = {}
+    if "accuracy" in groups:
+        metrics |= {f"accuracy_{key}": top1_accuracy(out, labels) for key, out in outputs.items()}
+    metrics["max_abs_delta_prob_keras_vs_onnx_fp32"] = max_abs_diff(keras_out, fp32_out)
+    metrics["max_abs_delta_prob_onnx_fp32_vs_int8"] = max_abs_diff(fp32_out, int8_out)
+    if "agreement" in groups:
+        metrics["top1_agreement_keras_vs_onnx_fp32"] = top1_agreement(keras_out, fp32_out)
+    metrics["top1_agreement_fp32_vs_int8"] = top1_agreement(fp32_out, int8_out)
+    if "agreement" in groups:
+        int8_top5 = np.argsort(-to_class_scores(int8_out), axis=1)[:, :5]
+        fp32_top1 = np.argmax(to_class_scores(fp32_out), axis=1)
+        metrics["fp32_top1_in_int8_top5"] = float(np.mean((int8_top5 == fp32_top1[:, None]).any(axis=1)))
+        metrics["distinct_top1_classes_onnx_fp32"] = int(len(np.unique(fp32_top1)))
+    if "topk" in groups:
+        for key, out in outputs.items():
+            metrics[f"top1_{key}"] = top1_accuracy(out, labels)
+            metrics[f"top5_{key}"] = topk_accuracy(out, labels, 5)
+    metrics["size_fp32_bytes"] = fp32_path.stat().st_size
+    metrics["size_int8_bytes"] = int8_path.stat().st_size
+    return metrics

@@ -7,8 +7,11 @@ These are indicative numbers for the conversion report; speed targets live in ``
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -17,8 +20,12 @@ from service.config import available_cpus
 from service.registry import session_options
 
 
+def _run_onnx(session: ort.InferenceSession, input_name: str, x: np.ndarray) -> Any:
+    return session.run(None, {input_name: x})[0]
+
+
 def side_by_side(
-    model, fp32_path: Path, int8_path: Path, images: np.ndarray, runs: int = 30, warmup: int = 3
+    model: Any, fp32_path: Path, int8_path: Path, images: np.ndarray, runs: int = 30, warmup: int = 3
 ) -> dict[str, float]:
     """p50 / p90 milliseconds per image for each engine.
 
@@ -36,10 +43,11 @@ def side_by_side(
         "onnx_fp32": ort.InferenceSession(str(fp32_path), options, providers=["CPUExecutionProvider"]),
         "onnx_int8": ort.InferenceSession(str(int8_path), options, providers=["CPUExecutionProvider"]),
     }
-    engines = {"keras": lambda x: np.asarray(model(x, training=False))}
+    engines: dict[str, Callable[[np.ndarray], Any]] = {
+        "keras": lambda x: np.asarray(model(x, training=False))
+    }
     for key, session in sessions.items():
-        name = session.get_inputs()[0].name
-        engines[key] = lambda x, s=session, n=name: s.run(None, {n: x})[0]
+        engines[key] = functools.partial(_run_onnx, session, session.get_inputs()[0].name)
     timings: dict[str, list[float]] = {key: [] for key in engines}
     for i in range(warmup + runs):
         x = images[i % len(images)][np.newaxis]

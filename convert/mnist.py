@@ -1,16 +1,19 @@
-"""The digit model: train a small CNN on MNIST, export to ONNX, quantize to int8, validate.
+"""The digit model recipe: a small CNN trained on MNIST (``python -m convert mnist``).
 
 Input: float32 NHWC (batch, 28, 28, 1) in [0, 1], light ink on black, as MNIST itself and as
 the service's ``mnist_digit`` preprocessing produces. Output: softmax over the digits 0-9.
+Export, int8 quantization, validation and the manifest are ``convert.pipeline``'s.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -18,40 +21,105 @@ from PIL import Image
 from service.manifest import MnistDigitPreprocessing
 from service.preprocessing import mnist_digit_tensor
 
-from . import artifacts, evaluate
-from .calibration import ArrayCalibrationReader
-from .onnx_export import INPUT_NAME, export_keras
-from .quantize import QuantizationConfig, count_quantized_nodes, quantize
+from .onnx_export import INPUT_NAME
+from .quantize import QuantizationConfig
+from .recipe import Augmentation, MetricGroup, ModelCard, Obtained, Recipe
 
 NAME = "mnist"
 LABELS = [str(d) for d in range(10)]
 OUTPUT_NAME = "probabilities"
 
+# Measured on the 10,000 test digits (fp32 0.9943) on an AVX2 (no VNNI) CPU, 1024 calibration
+# digits: per-channel U8S8 min-max 0.9915 (top-1 agreement with fp32 0.9965, int16
+# saturation), + 7-bit weights 0.9945 (0.9997) at 0.13 ms/image; per-channel U8U8 0.9944
+# (0.9999) at 0.19 ms; per-tensor U8S8 entropy 0.9940 (0.9988).
+# Command: python -m benchmarks.quantization --family mnist
+DEFAULT_QUANTIZATION = QuantizationConfig.x86_u8s8_reduced(calibration="minmax")
 
-@dataclass(frozen=True)
-class MnistOptions:
-    """Options for ``build``.
+# The augmentation used when the recipe is given none: Keras preprocessing layers in the
+# tf.data pipeline (uploads are never perfectly framed).
+KERAS_LAYERS_AUGMENTATION = (
+    "Keras layers: RandomTranslation(0.08, 0.08), RandomRotation(0.04), RandomZoom(0.08)"
+)
+
+# ``--augment NAME`` choices: a factory returning the Augmentation (``None``: the Keras layers).
+AUGMENTATIONS: dict[str, Callable[[], Augmentation | None]] = {"keras-layers": lambda: None}
+
+
+@dataclass
+class DigitRecipe(Recipe):
+    """Train the digit CNN on MNIST.
 
     Args:
         data: path to ``mnist.npz`` (``keras.datasets.mnist`` layout); ``None`` downloads it
             with ``keras.datasets.mnist.load_data()``.
-        out: build directory for the Keras, fp32 and int8 models, manifest and report.
         epochs: training epochs.
         train_limit / test_limit: use only the first N images (quick runs); 0 = all.
-        calibration_images: training images used to calibrate int8 activation ranges.
+        calibration_count: training images used to calibrate int8 activation ranges.
         seed: seeds Python, numpy and TensorFlow; TensorFlow ops are made deterministic.
-        version: model version recorded in the manifest.
+        augment: training-time augmentation of each (shuffled) float32 (B, 28, 28, 1) batch.
+            ``None`` keeps the Keras-layer augmentation (``KERAS_LAYERS_AUGMENTATION``); an
+            ``Augmentation`` replaces it and its ``description`` goes into the manifest's
+            ``metrics["training"]`` and the report.
     """
 
     data: Path | None
-    out: Path
+    name: str = NAME
+    version: str = "1.0.0"
     epochs: int = 10
     train_limit: int = 0
     test_limit: int = 0
-    calibration_images: int = 1024
+    calibration_count: int = 1024
     batch_size: int = 128
     seed: int = 1234
-    version: str = "1.0.0"
+    augment: Augmentation | None = None
+    quantization: QuantizationConfig = DEFAULT_QUANTIZATION
+    metric_groups: tuple[MetricGroup, ...] = ("accuracy",)
+    evaluation_count_key: str = "test_images"
+
+    @cached_property
+    def _dataset(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        x_train, y_train, x_test, y_test = load_mnist(self.data)
+        if self.train_limit:
+            x_train, y_train = x_train[: self.train_limit], y_train[: self.train_limit]
+        if self.test_limit:
+            x_test, y_test = x_test[: self.test_limit], y_test[: self.test_limit]
+        return to_model_input(x_train), y_train, to_model_input(x_test), y_test
+
+    def obtain(self) -> Obtained:
+        x_train, y_train, _, _ = self._dataset
+        print(f"[{self.name}] training on {len(x_train)} images for {self.epochs} epochs", flush=True)
+        model = train(x_train, y_train, self)
+        augmentation = self.augment.description if self.augment else KERAS_LAYERS_AUGMENTATION
+        return Obtained(
+            model,
+            facts={"train_images": len(x_train), "epochs": self.epochs},
+            training={
+                "augmentation": augmentation,
+                "optimizer": "Adam, cosine decay from 2e-3",
+                "batch_size": self.batch_size,
+                "seed": self.seed,
+            },
+        )
+
+    def calibration_images(self) -> np.ndarray:
+        x_train = self._dataset[0]
+        rng = np.random.default_rng(self.seed)
+        return x_train[rng.permutation(len(x_train))[: self.calibration_count]]
+
+    def evaluation_data(self) -> tuple[np.ndarray, np.ndarray]:
+        _, _, x_test, y_test = self._dataset
+        return x_test, y_test
+
+    def card(self, model: Any) -> ModelCard:
+        return ModelCard(
+            description="Handwritten digit classifier (CNN trained on MNIST), int8 QDQ.",
+            labels=LABELS,
+            output_name=OUTPUT_NAME,
+            output_kind="softmax",
+            preprocessing=MnistDigitPreprocessing(),
+            weights="trained",
+        )
 
 
 def load_mnist(path: Path | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -96,23 +164,20 @@ def build_cnn():
     return keras.Model(inputs, outputs, name=NAME)
 
 
-def train(x_train: np.ndarray, y_train: np.ndarray, options: MnistOptions):
-    """Train with small random shifts, rotations and zooms (uploads are never perfectly framed)."""
+def train(x_train: np.ndarray, y_train: np.ndarray, recipe: DigitRecipe) -> Any:
+    """Train ``build_cnn`` on shuffled, augmented batches (seeded, deterministic ops).
+
+    The augmentation is ``recipe.augment`` (numpy, run in the tf.data pipeline on each batch
+    with a generator seeded by ``recipe.seed``) or, when ``None``, Keras's random translation,
+    rotation and zoom layers.
+    """
     import keras
     import tensorflow as tf
-    from keras import layers
 
-    keras.utils.set_random_seed(options.seed)
+    keras.utils.set_random_seed(recipe.seed)
     tf.config.experimental.enable_op_determinism()
     model = build_cnn()
-    augment = keras.Sequential(
-        [
-            layers.RandomTranslation(0.08, 0.08, fill_mode="constant", seed=options.seed),
-            layers.RandomRotation(0.04, fill_mode="constant", seed=options.seed),
-            layers.RandomZoom(0.08, fill_mode="constant", seed=options.seed),
-        ]
-    )
-    steps = max(1, len(x_train) // options.batch_size) * max(1, options.epochs)
+    steps = max(1, len(x_train) // recipe.batch_size) * max(1, recipe.epochs)
     schedule = keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=steps)
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
@@ -121,98 +186,42 @@ def train(x_train: np.ndarray, y_train: np.ndarray, options: MnistOptions):
     )
     dataset = (
         tf.data.Dataset.from_tensor_slices((x_train, y_train))
-        .shuffle(len(x_train), seed=options.seed)
-        .batch(options.batch_size)
-        .map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=1)
+        .shuffle(len(x_train), seed=recipe.seed)
+        .batch(recipe.batch_size)
+        .map(_batch_augmentation(recipe), num_parallel_calls=1)  # one call at a time: reproducible
         .prefetch(2)
     )
-    model.fit(dataset, epochs=options.epochs, shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
+    model.fit(dataset, epochs=recipe.epochs, shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
     return model
 
 
-def build(options: MnistOptions) -> Path:
-    """Train, export, quantize and validate; returns the build directory holding the manifest."""
+def _batch_augmentation(recipe: DigitRecipe) -> Any:
+    """The tf.data map function ``(images, labels) -> (augmented images, labels)``."""
     import keras
+    import tensorflow as tf
+    from keras import layers
 
-    out = options.out
-    out.mkdir(parents=True, exist_ok=True)
-    x_train, y_train, x_test, y_test = load_mnist(options.data)
-    if options.train_limit:
-        x_train, y_train = x_train[: options.train_limit], y_train[: options.train_limit]
-    if options.test_limit:
-        x_test, y_test = x_test[: options.test_limit], y_test[: options.test_limit]
-    x_train, x_test = to_model_input(x_train), to_model_input(x_test)
+    if recipe.augment is None:
+        augment = keras.Sequential(
+            [
+                layers.RandomTranslation(0.08, 0.08, fill_mode="constant", seed=recipe.seed),
+                layers.RandomRotation(0.04, fill_mode="constant", seed=recipe.seed),
+                layers.RandomZoom(0.08, fill_mode="constant", seed=recipe.seed),
+            ]
+        )
+        return lambda x, y: (augment(x, training=True), y)
 
-    print(f"[mnist] training on {len(x_train)} images for {options.epochs} epochs", flush=True)
-    started = time.perf_counter()
-    model = train(x_train, y_train, options)
-    train_seconds = time.perf_counter() - started
-    keras_path = out / f"{NAME}.keras"
-    model.save(keras_path)
+    apply, rng = recipe.augment.apply, np.random.default_rng(recipe.seed)
 
-    print("[mnist] exporting to ONNX", flush=True)
-    fp32_path = export_keras(model, out / f"{NAME}.fp32.onnx", (28, 28, 1), OUTPUT_NAME)
+    def numpy_augment(batch: np.ndarray) -> np.ndarray:
+        return np.asarray(apply(batch, rng), dtype=np.float32)
 
-    print("[mnist] quantizing to int8", flush=True)
-    rng = np.random.default_rng(options.seed)
-    reader = ArrayCalibrationReader(
-        x_train[rng.permutation(len(x_train))[: options.calibration_images]], INPUT_NAME
-    )
-    # Measured on the 10,000 test digits (fp32 0.9943) on this AVX2 (no VNNI) CPU, 1024
-    # calibration digits: per-channel U8S8 min-max 0.9915 (top-1 agreement with fp32 0.9965,
-    # int16 saturation), + 7-bit weights 0.9945 (0.9997) at 0.13 ms/image; per-channel U8U8
-    # 0.9944 (0.9999) at 0.19 ms; per-tensor U8S8 entropy 0.9940 (0.9988).
-    # Command: python -m benchmarks.quantization_mnist
-    config = QuantizationConfig.x86_u8s8_reduced(calibration="minmax", calibration_images=len(reader.images))
-    int8_path = quantize(fp32_path, out / f"{NAME}.int8.onnx", reader, config)
+    def map_batch(x: Any, y: Any) -> tuple[Any, Any]:
+        augmented = tf.numpy_function(numpy_augment, [x], tf.float32, stateful=True)
+        augmented.set_shape(x.shape)
+        return augmented, y
 
-    print(f"[mnist] validating on {len(x_test)} test images", flush=True)
-    metrics = validate(keras.models.load_model(keras_path), fp32_path, int8_path, x_test, y_test)
-    metrics["train_images"] = len(x_train)
-    metrics["epochs"] = options.epochs
-    metrics["train_seconds"] = round(train_seconds, 1)
-    manifest = artifacts.write_manifest(
-        int8_path,
-        {
-            "name": NAME,
-            "version": options.version,
-            "description": "Handwritten digit classifier (CNN trained on MNIST), int8 QDQ.",
-            "labels": LABELS,
-            "input": {"name": INPUT_NAME, "shape": [None, 28, 28, 1], "dtype": "float32", "layout": "NHWC"},
-            "output": {"name": OUTPUT_NAME, "kind": "softmax"},
-            "preprocessing": MnistDigitPreprocessing().model_dump(),
-            "weights": "trained",
-            "quantization": {**config.as_manifest(), **count_quantized_nodes(int8_path)},
-            "metrics": metrics,
-        },
-    )
-    artifacts.write_report(
-        out,
-        f"{NAME} {options.version}: conversion report",
-        {
-            "Accuracy on the MNIST test set": {
-                k: v for k, v in metrics.items() if "accuracy" in k or k == "test_images"
-            },
-            "Parity": {k: v for k, v in metrics.items() if "delta" in k or "agreement" in k},
-            "Sizes (bytes)": {k: v for k, v in metrics.items() if k.startswith("size_")},
-            "Quantization": manifest.quantization,
-            "Tools": manifest.tools,
-        },
-    )
-    print(f"[mnist] done: {_summary(metrics)}", flush=True)
-    return out
-
-
-def validate(model, fp32_path: Path, int8_path: Path, x_test: np.ndarray, y_test: np.ndarray) -> dict:
-    """Keras vs ONNX fp32 parity, and Keras / fp32 / int8 accuracy, on the test images."""
-    return {
-        "test_images": int(len(x_test)),
-        **evaluate.compare_keras_onnx(model, fp32_path, int8_path, x_test, y_test),
-    }
-
-
-def _summary(metrics: dict) -> str:
-    return ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+    return map_batch
 
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -102,7 +102,7 @@ def quantize(
         quant_pre_process(str(fp32_path), str(prepared))
         model = onnx.load(str(prepared))
         op_types = sorted({n.op_type for n in model.graph.node} - set(config.op_types_excluded))
-        extra_options = {"CalibMovingAverage": False}
+        extra_options: dict[str, Any] = {"CalibMovingAverage": False}
         if config.calibration == "percentile":
             extra_options["CalibPercentile"] = config.percentile
         quantize_static(
@@ -130,3 +130,12 @@ def count_quantized_nodes(path: Path) -> dict[str, int]:
         "DequantizeLinear": sum(n.op_type == "DequantizeLinear" for n in nodes),
         "nodes": len(nodes),
     }
+
+
+# Named int8 formats (``--quantization NAME``; the sweep in ``benchmarks.quantization``). Each is
+# per-channel QDQ with uint8 activations; calibration and excluded operators come from the family.
+PRESETS: dict[str, QuantizationConfig] = {
+    "u8u8": QuantizationConfig(weight_type="uint8"),
+    "u8s8": QuantizationConfig(weight_type="int8"),
+    "u8s8_reduce_range": QuantizationConfig(weight_type="int8", reduce_range=True),
+}
