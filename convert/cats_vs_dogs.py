@@ -92,7 +92,6 @@ class CatsDogsRecipe(Recipe):
             paths, labels = [paths[i] for i in keep], labels[keep]
         self.paths, self.class_labels = paths, labels
         self.train_idx, self.val_idx = split(labels, self.validation_fraction, self.seed)
-        self._calibration: np.ndarray | None = None
 
     def obtain(self) -> Obtained:
         print(
@@ -102,9 +101,6 @@ class CatsDogsRecipe(Recipe):
         )
         x_train = preprocess_files([self.paths[i] for i in self.train_idx], PREPROCESSING, (SIZE, SIZE))
         y_train = self.class_labels[self.train_idx].astype(np.float32)
-        # Keep only the calibration subset once trained; the full array is large (N x 600 kB).
-        rng = np.random.default_rng(self.seed)
-        self._calibration = x_train[np.sort(rng.permutation(len(x_train))[: self.calibration_count])]
         model = train(x_train, y_train, self)
         return Obtained(
             model,
@@ -126,10 +122,10 @@ class CatsDogsRecipe(Recipe):
         )
 
     def calibration_images(self) -> np.ndarray:
-        if self._calibration is None:
-            raise RuntimeError("calibration images come from the training photos: call obtain() first")
-        images, self._calibration = self._calibration, None
-        return images
+        """A seeded subset of the training photos (never the held-out ones), in training order."""
+        rng = np.random.default_rng(self.seed)
+        chosen = np.sort(rng.permutation(len(self.train_idx))[: self.calibration_count])
+        return preprocess_files([self.paths[self.train_idx[j]] for j in chosen], PREPROCESSING, (SIZE, SIZE))
 
     def evaluation_data(self) -> tuple[np.ndarray, np.ndarray]:
         x_val = preprocess_files([self.paths[i] for i in self.val_idx], PREPROCESSING, (SIZE, SIZE))

@@ -78,16 +78,17 @@ class DigitRecipe(Recipe):
     evaluation_count_key: str = "test_images"
 
     @cached_property
-    def _dataset(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _raw(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """uint8 (x_train, y_train, x_test, y_test) after the limits, before preprocessing."""
         x_train, y_train, x_test, y_test = load_mnist(self.data)
         if self.train_limit:
             x_train, y_train = x_train[: self.train_limit], y_train[: self.train_limit]
         if self.test_limit:
             x_test, y_test = x_test[: self.test_limit], y_test[: self.test_limit]
-        return to_model_input(x_train), y_train, to_model_input(x_test), y_test
+        return x_train, y_train, x_test, y_test
 
     def obtain(self) -> Obtained:
-        x_train, y_train, _, _ = self._dataset
+        x_train, y_train = to_model_input(self._raw[0]), self._raw[1]
         print(f"[{self.name}] training on {len(x_train)} images for {self.epochs} epochs", flush=True)
         model = train(x_train, y_train, self)
         augmentation = self.augment.description if self.augment else KERAS_LAYERS_AUGMENTATION
@@ -103,13 +104,14 @@ class DigitRecipe(Recipe):
         )
 
     def calibration_images(self) -> np.ndarray:
-        x_train = self._dataset[0]
+        """A seeded random subset of the training digits, preprocessed as served."""
+        x_train = self._raw[0]
         rng = np.random.default_rng(self.seed)
-        return x_train[rng.permutation(len(x_train))[: self.calibration_count]]
+        return to_model_input(x_train[rng.permutation(len(x_train))[: self.calibration_count]])
 
     def evaluation_data(self) -> tuple[np.ndarray, np.ndarray]:
-        _, _, x_test, y_test = self._dataset
-        return x_test, y_test
+        _, _, x_test, y_test = self._raw
+        return to_model_input(x_test), y_test
 
     def card(self, model: Any) -> ModelCard:
         return ModelCard(

@@ -51,6 +51,9 @@ class QuantizationConfig:
             project's build machine) multiplies with ``vpmaddubsw``, whose int16 sums saturate;
             7-bit weights keep them in range (ONNX Runtime quantization docs, "When and why do
             I need to try U8U8?" / reduce_range).
+        float_edges: keep the first and the last weighted operator (Conv / MatMul / Gemm) in
+            float32: the image-facing and class-facing layers are the most sensitive to
+            rounding, and together cost little time.
         calibration_images: how many real images were used (informational).
     """
 
@@ -62,6 +65,7 @@ class QuantizationConfig:
     op_types_excluded: tuple[str, ...] = ("Softmax",)
     nodes_excluded: tuple[str, ...] = ()
     reduce_range: bool = False
+    float_edges: bool = False
     calibration_images: int = 0
     format: str = field(default="QDQ", init=False)
 
@@ -102,6 +106,9 @@ def quantize(
         quant_pre_process(str(fp32_path), str(prepared))
         model = onnx.load(str(prepared))
         op_types = sorted({n.op_type for n in model.graph.node} - set(config.op_types_excluded))
+        excluded = list(config.nodes_excluded)
+        if config.float_edges:
+            excluded += edge_nodes(model)
         extra_options: dict[str, Any] = {"CalibMovingAverage": False}
         if config.calibration == "percentile":
             extra_options["CalibPercentile"] = config.percentile
@@ -111,7 +118,7 @@ def quantize(
             reader,
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=op_types,
-            nodes_to_exclude=list(config.nodes_excluded),
+            nodes_to_exclude=excluded,
             per_channel=config.per_channel,
             reduce_range=config.reduce_range,
             activation_type=_QUANT_TYPES[config.activation_type],
@@ -120,6 +127,18 @@ def quantize(
             extra_options=extra_options,
         )
     return int8_path
+
+
+WEIGHTED_OPS = ("Conv", "MatMul", "Gemm")
+
+
+def edge_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the first and the last weighted node (``WEIGHTED_OPS``) in graph order, which
+    ONNX requires to be topological: the image-facing and the class-facing layers."""
+    weighted = [n.name for n in model.graph.node if n.op_type in WEIGHTED_OPS]
+    if not weighted:
+        return []
+    return sorted({weighted[0], weighted[-1]})
 
 
 def count_quantized_nodes(path: Path) -> dict[str, int]:
