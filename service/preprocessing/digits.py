@@ -3,22 +3,70 @@
 MNIST digits are light ink on black, size-normalised to fit a 20x20 box (aspect kept,
 anti-aliased) and placed in a 28x28 field so that the centre of mass of the ink sits at the
 centre (LeCun, Cortes, Burges, http://yann.lecun.com/exdb/mnist/). Real uploads are dark ink on
-paper, any size, off-centre, often with transparency; this module brings them to that form.
-Applied to an MNIST test digit it is (nearly) the identity.
+paper, any size, off-centre, often with transparency, and phone photos add uneven light,
+shadows, coloured pens, tinted paper, noise and specks; this module finds the digit the way a
+person would and brings it to that form. Applied to an MNIST test digit it is (nearly) the
+identity.
+
+Steps (numpy + Pillow only; the serving path has no OpenCV or SciPy):
+
+1. Sample the image down to at most ``WORKING_SIDE`` pixels on its longer side with Pillow's
+   C code (nearest-neighbour to twice that, then a 2x2 mean), so a 12 MP photo costs as much
+   as a 0.1 MP one.
+2. Polarity: paper is the majority of pixels; light-on-dark images are inverted so ink is
+   always darker than its background.
+3. Background: the paper's illumination is estimated per colour channel at a large scale (a
+   high percentile per block of ~1/12 of the image, then a 3x3-block closing that fills blocks
+   covered by thick strokes) and divided out, so gradients and soft shadows are not ink.
+4. Ink strength = the largest relative darkening over the colour channels, so a red or blue pen
+   on paper is as strong as black (luminance alone loses up to half a red pen's contrast).
+5. Ink vs paper: a threshold above the paper's own noise (median + 5 robust sigmas) and above a
+   fraction of the strongest ink; 8-connected components of the ink; the digit is the heaviest
+   component (components touching the frame, like edge shadows, count less) plus every
+   non-tiny component near it, so two-stroke digits (4, 5, 7) stay whole and specks go.
+6. The digit's box is cut from the full-resolution image at about ``FINE_SIDE`` pixels, and
+   its ink strength there, ramped from the threshold to the stroke core, is the intensity fed
+   to MNIST's normalisation: thin and thick pens both give MNIST-like strokes.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 from ..manifest import MnistDigitPreprocessing
-from .color import RESAMPLING, gray_float, has_alpha, rgba_float
+from .color import RESAMPLING, gray_float, has_alpha
+from .components import label
 
-# Ink fainter than this fraction of the strongest stroke is treated as paper texture / noise.
-NOISE_FLOOR = 0.1
-# Below this contrast (ink vs background, on a 0-1 scale) the image is treated as blank.
+# Longer side, in pixels, of the image the digit is located in. A digit 3 % of a frame's
+# shorter side is still ~8 px tall here; larger would cost more than the 5 ms budget for a
+# 12 MP photo (benchmarks/digit_preprocessing.py).
+WORKING_SIDE = 384
+# The digit is re-read from the full image at about this many pixels on its longer side
+# (3x the 20 px box, so the final anti-aliased resize has detail to average).
+FINE_SIDE = 64
+# Smallest decode (shorter side, px) that keeps a 3 %-of-frame digit at ~28 px: the size a
+# reduced (JPEG draft) decode should not go below for the digit model.
+MIN_DECODE_SIDE = 1000
+# The paper's illumination is estimated on a grid of this many blocks along the longer side.
+BLOCKS = 24
+# Below this contrast (ink vs paper, relative) the image is treated as blank.
 MIN_CONTRAST = 0.1
+# Ink fainter than this fraction of the strongest is paper texture (the anti-aliased edges of
+# clean drawings are kept down to it).
+NOISE_FLOOR = 0.1
+# Ink weaker than this fraction of the strongest is surely not a stroke (shading, noise): the
+# threshold for finding the digit.
+INK_FRACTION = 0.3
+# A component joins the digit if it is at least this fraction of the main stroke's pixels and
+# its box is within this fraction of the digit's size from the digit's box.
+MIN_PART = 0.04
+MAX_GAP = 0.35
+# Components touching the frame (edge shadows, the table) weigh this much when picking the digit.
+BORDER_WEIGHT = 0.25
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 # MNIST's mean centre of mass is at pixel index (14.0, 14.0) in 28x28 (measured on the test
 # set: 13.99, 14.01), i.e. canvas // 2 in index coordinates, reached by integer shifts.
 
@@ -34,8 +82,8 @@ def mnist_digit_tensor(image: Image.Image, spec: MnistDigitPreprocessing) -> np.
         float32 array (canvas, canvas, 1) in [0, 1], light ink on black. A blank image (no
         contrast) gives all zeros.
     """
-    ink = _ink_map(image)
     canvas = np.zeros((spec.canvas, spec.canvas), dtype=np.float32)
+    ink = digit_ink(image)
     rows, cols = np.nonzero(ink)
     if rows.size == 0:
         return canvas[..., np.newaxis]
@@ -45,42 +93,307 @@ def mnist_digit_tensor(image: Image.Image, spec: MnistDigitPreprocessing) -> np.
     return canvas[..., np.newaxis]
 
 
-def _ink_map(image: Image.Image) -> np.ndarray:
-    """Float32 (H, W) in [0, 1]: ink strength, background at 0."""
+def digit_ink(image: Image.Image) -> np.ndarray:
+    """The located digit's ink intensity: float32 (h, w) in [0, 1], 0 off the digit.
+
+    ``h, w`` are those of the region around the digit at about ``FINE_SIDE`` px (or the
+    image's own resolution if smaller). All zeros when the image is blank.
+    """
+    width, height = image.size
+    coarse_size = _fit_within((width, height), WORKING_SIDE)
+    flip = _transparent_ink_is_dark(image) if has_alpha(image) else None
+    coarse = _sample(image, (0, 0, width, height), coarse_size, flip)
+    estimate = _Paper.estimate(coarse)
+    if estimate is None:
+        return np.zeros((1, 1), dtype=np.float32)
+    paper, strength = estimate
+    keep = _digit_mask(strength, paper.threshold)
+    if keep is None:
+        return np.zeros((1, 1), dtype=np.float32)
+
+    # Box of the kept ink (1 coarse pixel of margin for the strokes' faint edges), in the
+    # coarse image, then in the source image.
+    rows, cols = np.nonzero(keep)
+    top, bottom = max(rows.min() - 1, 0), min(rows.max() + 2, coarse_size[1])
+    left, right = max(cols.min() - 1, 0), min(cols.max() + 2, coarse_size[0])
+    sx, sy = width / coarse_size[0], height / coarse_size[1]
+    box = (
+        int(np.floor(left * sx)),
+        int(np.floor(top * sy)),
+        int(np.ceil(right * sx)),
+        int(np.ceil(bottom * sy)),
+    )
+    fine_size = _fit_within((box[2] - box[0], box[3] - box[1]), FINE_SIDE)
+    fine = _sample(image, box, fine_size, flip)
+    fine_strength = paper.strength(fine, (left, top, right, bottom))
+    # Keep only the chosen components (grown by one coarse pixel): specks inside the box go.
+    grown = _dilate(keep)[top:bottom, left:right]
+    mask = np.asarray(
+        Image.fromarray(grown.astype(np.uint8) * 255).resize(fine_size, Image.Resampling.NEAREST)
+    )
+    fine_strength[mask == 0] = 0.0
+    core = fine_strength[fine_strength > paper.threshold]
+    if core.size == 0:
+        return np.zeros((1, 1), dtype=np.float32)
+    # Stroke intensity, not a mask: relative to the stroke core (the 95th percentile of the
+    # ink: MNIST's cores are saturated), zero below the paper's noise floor. A clean MNIST
+    # digit comes through unchanged.
+    high = max(float(np.percentile(core, 95)), paper.floor + 1e-3)
+    intensity = np.clip(fine_strength / high, 0.0, 1.0)
+    intensity[fine_strength < paper.floor] = 0.0
+    return intensity
+
+
+@dataclass(frozen=True)
+class _Paper:
+    """The paper under the ink: its illumination per colour channel, and the ink threshold.
+
+    ``background`` is float32 (grid_h, grid_w, channels), one value per ``block`` x ``block``
+    cell of the coarse image (after inversion: ink darker than paper); ``threshold`` (what is
+    surely ink) and ``floor`` (the paper's noise level) are on the ink-strength scale (relative
+    darkening, 0-1).
+    """
+
+    invert: bool
+    background: np.ndarray
+    block: int
+    coarse_size: tuple[int, int]
+    threshold: float
+    floor: float
+
+    @staticmethod
+    def estimate(coarse: np.ndarray) -> tuple[_Paper, np.ndarray] | None:
+        """From the coarse float image (h, w, c) in [0, 1]: the paper and the coarse image's
+        ink strength (h, w); ``None`` when blank (no contrast)."""
+        height, width, _ = coarse.shape
+        gray = coarse[..., 0] if coarse.shape[2] == 1 else coarse @ _LUMA
+        invert = _light_ink_on_dark(gray)
+        if invert:
+            coarse = 1.0 - coarse
+        block = max(4, int(round(max(height, width) / BLOCKS)))
+        background = _block_background(coarse, block)
+        paper = _Paper(invert, background, block, (width, height), 1.0, 0.0)
+        strength = paper.strength(coarse, (0.0, 0.0, float(width), float(height)), inverted=True)
+        sample = _subsample(strength)
+        median = float(np.median(sample))
+        spread = 1.4826 * float(np.median(np.abs(sample - median)))
+        peak = float(strength.max())
+        if peak - median < MIN_CONTRAST:
+            return None
+        floor = max(median + 5.0 * spread + 0.03, NOISE_FLOOR * peak)
+        threshold = max(floor, INK_FRACTION * peak)
+        return _Paper(invert, background, block, (width, height), threshold, floor), strength
+
+    def strength(self, pixels: np.ndarray, region: tuple[float, ...], inverted: bool = False) -> np.ndarray:
+        """Ink strength, float32 (h, w) >= 0, of ``pixels`` (h, w, c) covering ``region``
+        (left, top, right, bottom) in coarse-image pixel coordinates."""
+        if self.invert and not inverted:
+            pixels = 1.0 - pixels
+        height, width, channels = pixels.shape
+        grid_box = tuple(v / self.block for v in region)
+        darkest = None
+        for c in range(channels):
+            light = Image.fromarray(np.ascontiguousarray(self.background[..., c]), "F").resize(
+                (width, height), Image.Resampling.BILINEAR, box=grid_box
+            )
+            ratio = pixels[..., c] / np.maximum(np.asarray(light), 0.02)
+            darkest = ratio if darkest is None else np.minimum(darkest, ratio)
+        return np.clip(1.0 - darkest, 0.0, 1.0)
+
+
+def _light_ink_on_dark(gray: np.ndarray) -> bool:
+    """Whether the image is light ink on a dark background (MNIST itself, a chalkboard).
+
+    The background is the majority of pixels. Paper under any light a phone can expose for is
+    brighter than 0.45 (even grey paper in a shadow), and drawings of light ink are on nearly
+    black backgrounds, so the median decides; in between, the ink decides: it is the side of
+    the strongest departures from the local (per-block median) level.
+    """
+    median = float(np.median(_subsample(gray)))
+    if median < 0.25 or median > 0.45:
+        return median < 0.25
+    height, width = gray.shape
+    block = max(4, int(round(max(height, width) / BLOCKS)))
+    local = _block_level(gray[..., np.newaxis], block, 0.5)[..., 0]
+    level = Image.fromarray(local, "F").resize(
+        (width, height), Image.Resampling.BILINEAR, box=(0, 0, width / block, height / block)
+    )
+    departure = (gray - np.asarray(level)).ravel()
+    k = max(5, departure.size // 2000)
+    darkest = -np.partition(departure, k)[:k].mean()
+    brightest = np.partition(departure, departure.size - k)[-k:].mean()
+    return bool(brightest > darkest)
+
+
+def _subsample(values: np.ndarray) -> np.ndarray:
+    """Every k-th pixel in both directions, k chosen to leave ~8,000: enough for percentiles."""
+    step = max(1, int(np.sqrt(values.size / 8000)))
+    return values[::step, ::step]
+
+
+def _block_background(coarse: np.ndarray, block: int) -> np.ndarray:
+    """Paper illumination per block: the 75th percentile of each block (ink is the darker
+    minority), then a 5x5-block closing (max, then min) to fill up to 4 blocks that thick
+    strokes cover; a closing keeps the steps of shadow edges where they are."""
+    level = _block_level(coarse, block, 0.75)
+    closed = _grid_filter(_grid_filter(level, np.maximum), np.minimum)
+    return np.ascontiguousarray(closed, dtype=np.float32)
+
+
+def _block_level(pixels: np.ndarray, block: int, quantile: float) -> np.ndarray:
+    """``quantile`` of each ``block`` x ``block`` cell of (h, w, c) pixels: (grid_h, grid_w, c)
+    float32; the last row and column of cells are padded by repeating the edge."""
+    height, width, channels = pixels.shape
+    grid_h, grid_w = -(-height // block), -(-width // block)
+    padded = np.pad(pixels, ((0, grid_h * block - height), (0, grid_w * block - width), (0, 0)), mode="edge")
+    cells = padded.reshape(grid_h, block, grid_w, block, channels).transpose(0, 2, 4, 1, 3)
+    cells = cells.reshape(grid_h, grid_w, channels, block * block)
+    kth = min(int(block * block * quantile), block * block - 1)
+    return np.ascontiguousarray(np.partition(cells, kth, axis=3)[..., kth], dtype=np.float32)
+
+
+def _grid_filter(grid: np.ndarray, reduce) -> np.ndarray:
+    """5x5 max or min filter over the first two axes (edges replicated)."""
+    padded = np.pad(grid, ((2, 2), (2, 2), (0, 0)), mode="edge")
+    height, width = grid.shape[:2]
+    out = grid.copy()
+    for dy in range(5):
+        for dx in range(5):
+            out = reduce(out, padded[dy : dy + height, dx : dx + width])
+    return out
+
+
+def _digit_mask(strength: np.ndarray, threshold: float) -> np.ndarray | None:
+    """Boolean mask of the digit's components (see the module docstring), or ``None``."""
+    ink = strength > threshold
+    parts = label(ink)
+    if parts.count == 0:
+        return None
+    height, width = ink.shape
+    rows, cols = np.divmod(parts.pixels, width)
+    n = parts.count
+    area = np.bincount(parts.labels, minlength=n)
+    mass = np.bincount(parts.labels, weights=strength.ravel()[parts.pixels], minlength=n)
+    top = np.full(n, height)
+    np.minimum.at(top, parts.labels, rows)
+    bottom = np.zeros(n, dtype=np.int64)
+    np.maximum.at(bottom, parts.labels, rows)
+    left = np.full(n, width)
+    np.minimum.at(left, parts.labels, cols)
+    right = np.zeros(n, dtype=np.int64)
+    np.maximum.at(right, parts.labels, cols)
+    at_border = (top == 0) | (left == 0) | (bottom == height - 1) | (right == width - 1)
+    # Heavy and dark: residues of shadow edges can be as heavy as a digit, never as dark.
+    score = mass * (mass / area) * np.where(at_border, BORDER_WEIGHT, 1.0)
+    main = int(np.argmax(score))
+    kept = np.zeros(n, dtype=bool)
+    kept[main] = True
+    box = [top[main], left[main], bottom[main], right[main]]
+    candidates = np.nonzero(area >= max(2, MIN_PART * area[main]))[0]
+    changed = True
+    while changed:
+        changed = False
+        size = max(box[2] - box[0], box[3] - box[1]) + 1
+        for c in candidates:
+            if kept[c]:
+                continue
+            gap_y = max(box[0] - bottom[c], top[c] - box[2], 0)
+            gap_x = max(box[1] - right[c], left[c] - box[3], 0)
+            if max(gap_x, gap_y) <= MAX_GAP * size:
+                kept[c] = True
+                box = [
+                    min(box[0], top[c]),
+                    min(box[1], left[c]),
+                    max(box[2], bottom[c]),
+                    max(box[3], right[c]),
+                ]
+                changed = True
+    mask = np.zeros(ink.size, dtype=bool)
+    mask[parts.pixels[kept[parts.labels]]] = True
+    return mask.reshape(ink.shape)
+
+
+def _dilate(mask: np.ndarray) -> np.ndarray:
+    """3x3 binary dilation."""
+    padded = np.pad(mask, 1)
+    height, width = mask.shape
+    out = np.zeros_like(mask)
+    for dy in range(3):
+        for dx in range(3):
+            out |= padded[dy : dy + height, dx : dx + width]
+    return out
+
+
+def _fit_within(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """``size`` scaled down (never up) so its longer side is at most ``side``."""
+    width, height = size
+    scale = min(1.0, side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _sample(
+    image: Image.Image, box: tuple[int, int, int, int], size: tuple[int, int], dark_ink: bool | None
+) -> np.ndarray:
+    """``box`` of ``image`` at ``size``: float32 (h, w, c) in [0, 1], c = 1 or 3.
+
+    Downsampling is nearest-neighbour to twice ``size`` (Pillow reads only those pixels) and
+    a 2x2 mean, so its cost does not grow with the image. ``dark_ink`` says how to flatten
+    transparency (see ``_transparent_ink_is_dark``); ``None`` when the image has none.
+    """
+    box_w, box_h = box[2] - box[0], box[3] - box[1]
+    if (box_w, box_h) == size:
+        region = image.crop(box) if box != (0, 0, image.width, image.height) else image
+        return _to_float(region, dark_ink)
+    twice = (min(2 * size[0], box_w), min(2 * size[1], box_h))
+    region = image.resize(twice, Image.Resampling.NEAREST, box=box)
+    if twice == (2 * size[0], 2 * size[1]):
+        if region.mode not in _REDUCIBLE:
+            region = region.convert("RGBA" if has_alpha(region) else "RGB")
+        return _to_float(region.reduce(2), dark_ink)
+    pixels = _to_float(region, dark_ink)
+    resized = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(pixels[..., c]), "F").resize(size, Image.Resampling.BOX)
+        )
+        for c in range(pixels.shape[2])
+    ]
+    return np.stack(resized, axis=2)
+
+
+# Modes Pillow's Image.reduce accepts as they are.
+_REDUCIBLE = ("L", "LA", "RGB", "RGBA", "I", "F")
+
+
+def _to_float(image: Image.Image, dark_ink: bool | None) -> np.ndarray:
+    """float32 (h, w, c) in [0, 1]: RGB or grey kept as is, 16-bit and float images as grey,
+    transparency flattened onto a background that contrasts with the ink."""
     if has_alpha(image):
-        luminance, alpha = rgba_float(image)
-        if alpha.min() < 0.99:
-            # Drawn on a transparent canvas: composite over a background that contrasts with
-            # the ink's own colour, so both black-on-transparent and white-on-transparent work.
-            opaque = alpha > 0.5
-            ink_is_dark = _ink_is_dark(luminance, opaque)
-            background = 1.0 if ink_is_dark else 0.0
-            gray = luminance * alpha + background * (1.0 - alpha)
-        else:
-            gray = luminance
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
+        alpha = rgba[..., 3:]
+        background = 1.0 if dark_ink else 0.0
+        return rgba[..., :3] * alpha + background * (1.0 - alpha)
+    if image.mode in ("L", "RGB"):
+        pixels = np.asarray(image, dtype=np.float32) / 255.0
+    elif image.mode in ("1", "P", "CMYK", "YCbCr", "RGBX", "LAB", "HSV"):
+        pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     else:
-        gray = gray_float(image)
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if np.median(border) > 0.5:  # dark ink on light paper: MNIST wants light on dark
-        gray = 1.0 - gray
-        border = 1.0 - border
-    ink = np.clip(gray - float(np.median(border)), 0.0, None)
-    peak = float(ink.max(initial=0.0))
-    if peak < MIN_CONTRAST:
-        return np.zeros_like(ink)
-    ink /= peak
-    ink[ink < NOISE_FLOOR] = 0.0
-    return ink
+        pixels = gray_float(image)
+    return pixels if pixels.ndim == 3 else pixels[..., np.newaxis]
 
 
-def _ink_is_dark(luminance: np.ndarray, opaque: np.ndarray) -> bool:
-    """Whether the opaque strokes are dark ink (True) or light ink (False).
+def _transparent_ink_is_dark(image: Image.Image) -> bool:
+    """Whether the opaque strokes of a transparent image are dark ink (True) or light ink.
 
     Colour-keyed transparency (a palette index or tRNS colour) keeps the real background colour
     under the transparent pixels, and anti-aliased strokes then fade towards it: a thin dark
     stroke can average ~0.5. So when the hidden colour clearly differs from the strokes, the
-    ink is whichever side of it the strokes are; otherwise the strokes' mean decides.
+    ink is whichever side of it the strokes are; otherwise the strokes' mean decides. Read on
+    the working-resolution image.
     """
+    small = image.resize(_fit_within(image.size, WORKING_SIDE), Image.Resampling.NEAREST)
+    rgba = np.asarray(small.convert("RGBA"), dtype=np.float32) / 255.0
+    luminance = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    opaque = rgba[..., 3] > 0.5
     if not opaque.any():
         return True
     ink = float(luminance[opaque].mean())
@@ -96,7 +409,7 @@ def _fit_box(crop: np.ndarray, box: int, resample: Image.Resampling) -> np.ndarr
     height, width = crop.shape
     scale = box / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resized = Image.fromarray(crop).resize(size, resample)  # float32 -> mode "F"
+    resized = Image.fromarray(np.ascontiguousarray(crop, dtype=np.float32)).resize(size, resample)
     return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
 
 
