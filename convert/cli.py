@@ -29,7 +29,7 @@ def parser() -> argparse.ArgumentParser:
     from .cats_vs_dogs import BACKBONE_H5, DATA_DIR
     from .imagenet_data import IMAGENET_DIR
     from .keras_apps import ARCHITECTURES
-    from .mnist import AUGMENTATIONS
+    from .mnist import AUGMENTATIONS, DEFAULT_AUGMENTATION
     from .quantize import PRESETS
 
     root = argparse.ArgumentParser(prog="python -m convert", description=__doc__)
@@ -49,7 +49,7 @@ def parser() -> argparse.ArgumentParser:
     mnist.add_argument(
         "--augment",
         choices=sorted(AUGMENTATIONS),
-        default="keras-layers",
+        default=DEFAULT_AUGMENTATION,
         help="training-time augmentation of the digit batches",
     )
     _add_common(mnist, calibration_images=1024, presets=PRESETS)

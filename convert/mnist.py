@@ -42,8 +42,21 @@ KERAS_LAYERS_AUGMENTATION = (
     "Keras layers: RandomTranslation(0.08, 0.08), RandomRotation(0.04), RandomZoom(0.08)"
 )
 
+
+def _photo_augmentation() -> Augmentation:
+    from .digit_augment import photo_augmentation
+
+    return photo_augmentation()
+
+
 # ``--augment NAME`` choices: a factory returning the Augmentation (``None``: the Keras layers).
-AUGMENTATIONS: dict[str, Callable[[], Augmentation | None]] = {"keras-layers": lambda: None}
+# "photo" (the default since issue 10) trains on digits drawn as phone photos and re-read by the
+# service's preprocessing, besides clean jittered ones: convert/digit_augment.py.
+AUGMENTATIONS: dict[str, Callable[[], Augmentation | None]] = {
+    "keras-layers": lambda: None,
+    "photo": _photo_augmentation,
+}
+DEFAULT_AUGMENTATION = "photo"
 
 
 @dataclass
