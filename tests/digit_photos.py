@@ -10,7 +10,7 @@ every way this module varies, each drawn independently per photo and recorded in
 - lighting: a linear gradient (up to 45 % darker on one side), a vignette, or a soft-edged shadow
   (a phone's, up to 45 % darker), or even light;
 - rotation up to +-15 degrees; digit height 3 %-40 % of the frame's shorter side, anywhere in the
-  frame (off-centre); frames from 200 px up to 12 MP (4032 x 3024);
+  frame (off-centre); frames from 200 px to 2.6 MP, and 12 MP (4032 x 3024) ones;
 - optical blur, sensor noise (per channel), and JPEG quality 60-95.
 
 Digits smaller than ``MIN_DIGIT_PX`` pixels are not drawn: the smallest fractions come with the
@@ -42,6 +42,7 @@ PAPERS = {
 }
 LIGHTING = ("even", "gradient", "vignette", "shadow")
 MIN_DIGIT_PX = 28
+MAX_SHORT_SIDE = 1200  # other than the 12 MP frames: up to 1200 x 2133 (2.6 MP)
 TWELVE_MP = (4032, 3024)
 
 
@@ -65,7 +66,7 @@ def render_photos(
         labels: (N,) labels.
         seed: seeds every random choice; the same arguments give byte-identical photos.
         twelve_mp: the first ``twelve_mp`` photos are 4032 x 3024 frames (slow to draw and
-            encode: ~1 s each); the others are 200-1600 px.
+            encode: ~1 s each); the others have a shorter side of 200-1200 px.
     """
     rng = np.random.default_rng(seed)
     return [
@@ -83,8 +84,11 @@ def render_photo(
     lighting = str(rng.choice(LIGHTING))
     fraction = float(np.exp(rng.uniform(np.log(0.03), np.log(0.40))))
     if frame is None:
-        short = int(rng.integers(max(200, int(np.ceil(MIN_DIGIT_PX / fraction))), 1601))
-        short = min(short, 1600)
+        short = int(
+            rng.integers(
+                min(max(200, int(np.ceil(MIN_DIGIT_PX / fraction))), MAX_SHORT_SIDE), MAX_SHORT_SIDE + 1
+            )
+        )
         fraction = max(fraction, MIN_DIGIT_PX / short)
         aspect = float(rng.choice([1.0, 4 / 3, 3 / 2, 16 / 9]))
         long = int(round(short * aspect))
@@ -112,8 +116,8 @@ def render_photo(
     a = alpha[: region.shape[0], : region.shape[1], np.newaxis]
     region *= 1.0 - a * (1.0 - ink)  # ink absorbs: paper colour times the pen's transmission
     image *= light[..., np.newaxis]
-    image += rng.normal(0.0, noise, size=(height, width, 1)).astype(np.float32)  # luminance noise
-    image += rng.normal(0.0, noise / 2, size=image.shape).astype(np.float32)  # chroma noise
+    image += noise * rng.standard_normal((height, width, 1), dtype=np.float32)  # luminance noise
+    image += (noise / 2) * rng.standard_normal(image.shape, dtype=np.float32)  # chroma noise
     photo = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8), "RGB")
     buffer = io.BytesIO()
     photo.save(buffer, format="JPEG", quality=quality)

@@ -170,18 +170,20 @@ class _Paper:
         invert = _light_ink_on_dark(gray)
         if invert:
             coarse = 1.0 - coarse
-        block = max(4, int(round(max(height, width) / BLOCKS)))
+        block = max(4, 2 * int(round(max(height, width) / BLOCKS / 2)))  # even: see _block_background
         background = _block_background(coarse, block)
         paper = _Paper(invert, background, block, (width, height), 1.0, 0.0)
-        strength = paper.strength(coarse, (0.0, 0.0, float(width), float(height)), inverted=True)
-        sample = _subsample(strength)
-        median = float(np.median(sample))
-        spread = 1.4826 * float(np.median(np.abs(sample - median)))
+        raw = paper.strength(coarse, (0.0, 0.0, float(width), float(height)), inverted=True)
+        # The digit is found on a 3x3 mean: noise drops 3x, grainy pencil strokes join up.
+        strength = _box3(raw)
+        median, spread = _median_spread(strength)
         peak = float(strength.max())
         if peak - median < MIN_CONTRAST:
             return None
-        floor = max(median + 5.0 * spread + 0.03, NOISE_FLOOR * peak)
-        threshold = max(floor, INK_FRACTION * peak)
+        threshold = max(median + 5.0 * spread + 0.03, INK_FRACTION * peak)
+        # Stroke intensities are read unsmoothed, above the raw noise.
+        raw_median, raw_spread = _median_spread(raw)
+        floor = min(max(raw_median + 3.0 * raw_spread + 0.02, NOISE_FLOOR * float(raw.max())), threshold)
         return _Paper(invert, background, block, (width, height), threshold, floor), strength
 
     def strength(self, pixels: np.ndarray, region: tuple[float, ...], inverted: bool = False) -> np.ndarray:
@@ -225,6 +227,20 @@ def _light_ink_on_dark(gray: np.ndarray) -> bool:
     return bool(brightest > darkest)
 
 
+def _median_spread(values: np.ndarray) -> tuple[float, float]:
+    """Median and robust standard deviation (1.4826 x median absolute deviation)."""
+    sample = _subsample(values)
+    median = float(np.median(sample))
+    return median, 1.4826 * float(np.median(np.abs(sample - median)))
+
+
+def _box3(values: np.ndarray) -> np.ndarray:
+    """3x3 mean (edges replicated), float32 (h, w)."""
+    padded = np.pad(values, 1, mode="edge")
+    rows = padded[:-2] + padded[1:-1] + padded[2:]
+    return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) * np.float32(1 / 9)
+
+
 def _subsample(values: np.ndarray) -> np.ndarray:
     """Every k-th pixel in both directions, k chosen to leave ~8,000: enough for percentiles."""
     step = max(1, int(np.sqrt(values.size / 8000)))
@@ -235,7 +251,8 @@ def _block_background(coarse: np.ndarray, block: int) -> np.ndarray:
     """Paper illumination per block: the 75th percentile of each block (ink is the darker
     minority), then a 5x5-block closing (max, then min) to fill up to 4 blocks that thick
     strokes cover; a closing keeps the steps of shadow edges where they are."""
-    level = _block_level(coarse, block, 0.75)
+    # Every other pixel is plenty for a percentile of a block (and 4x cheaper).
+    level = _block_level(coarse[::2, ::2], block // 2, 0.75)
     closed = _grid_filter(_grid_filter(level, np.maximum), np.minimum)
     return np.ascontiguousarray(closed, dtype=np.float32)
 

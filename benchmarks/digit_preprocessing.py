@@ -1,0 +1,203 @@
+"""Digit preprocessing before and after issue 10, side by side in one run.
+
+Measures, for the old preprocessing (``benchmarks/digit_preprocessing_baseline.py``, the code
+as of 18e570b) with the old model (``models_onnx/mnist/mnist.int8.onnx`` at 18e570b, read
+with ``git show``) and for the new preprocessing with the committed model:
+
+- accuracy on the phone-photo set of ``tests/digit_photos.py`` (MNIST *test* digits, seed
+  2026 as in ``tests/test_digit_photos.py``), overall and per condition;
+- accuracy on the 10,000 clean MNIST test digits (PNG-decoded, as uploads);
+- preprocessing time per image of a decoded 12 MP photo (4032 x 3024 RGB), old and new
+  interleaved, wall-clock and thread CPU time (p50 / p90 over ``--runs`` calls each).
+
+``--write-report`` replaces the "Phone photos" section of models_onnx/mnist/report.md.
+
+Command: ``nice -n 10 .venv/bin/python -m benchmarks.digit_preprocessing [--photos 300]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import io
+import platform
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from benchmarks import digit_preprocessing_baseline as baseline
+from service.imaging import decode_image
+from service.manifest import MnistDigitPreprocessing
+from service.preprocessing import digits as current
+from tests.digit_photos import DigitPhoto, render_photo, render_photos
+from tests.support import MNIST_NPZ, PROJECT_ROOT
+
+BASELINE_COMMIT = "18e570b"
+MODEL = PROJECT_ROOT / "models_onnx" / "mnist" / "mnist.int8.onnx"
+REPORT = PROJECT_ROOT / "models_onnx" / "mnist" / "report.md"
+SECTION = "## Phone photos (tests/digit_photos.py)"
+SPEC = MnistDigitPreprocessing()
+Preprocess = Callable[[Image.Image, MnistDigitPreprocessing], np.ndarray]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--photos", type=int, default=300, help="photos in the set (first N test digits)")
+    parser.add_argument("--twelve-mp", type=int, default=4, help="how many of them are 12 MP frames")
+    parser.add_argument("--clean", type=int, default=10_000, help="clean MNIST test digits")
+    parser.add_argument("--runs", type=int, default=40, help="timed calls per implementation")
+    parser.add_argument("--write-report", action="store_true", help="update models_onnx/mnist/report.md")
+    args = parser.parse_args()
+
+    with np.load(MNIST_NPZ) as data:
+        x_test, y_test = data["x_test"], data["y_test"]
+    old_model, new_model = _session(_old_model_bytes()), _session(MODEL.read_bytes())
+    systems = {
+        "before (old preprocessing, old model)": (baseline.mnist_digit_tensor, old_model),
+        "new preprocessing, old model": (current.mnist_digit_tensor, old_model),
+        "after (new preprocessing, new model)": (current.mnist_digit_tensor, new_model),
+    }
+
+    print(f"CPU: {_cpu()}", flush=True)
+    timing = _time_twelve_mp(x_test[0], int(y_test[0]), args.runs)
+    for name, (wall, cpu) in timing.items():
+        print(
+            f"12 MP preprocessing, {name}: p50 {np.median(wall):.2f} ms (p90 {np.percentile(wall, 90):.2f}),"
+            f" thread CPU p50 {np.median(cpu):.2f} ms"
+        )
+
+    photos = render_photos(x_test[: args.photos], y_test[: args.photos], 2026, twelve_mp=args.twelve_mp)
+    decoded = [decode_image(p.jpeg, 50_000_000) for p in photos]
+    clean = [Image.open(io.BytesIO(_png(d))) for d in x_test[: args.clean]]
+    results = {}
+    for name, (preprocess, session) in systems.items():
+        hits = _hits(preprocess, session, decoded, [p.label for p in photos])
+        clean_accuracy = float(np.mean(_hits(preprocess, session, clean, y_test[: args.clean])))
+        results[name] = (hits, clean_accuracy)
+        print(f"{name}: photos {np.mean(hits):.3f}, clean MNIST {clean_accuracy:.4f}", flush=True)
+
+    table = _table(photos, results, timing, args)
+    print(table)
+    if args.write_report:
+        _write_section(table)
+
+
+def _time_twelve_mp(digit: np.ndarray, label: int, runs: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Old and new preprocessing of one decoded 12 MP photo, interleaved call by call."""
+    photo = render_photo(digit, label, np.random.default_rng(7), frame=(4032, 3024))
+    image = decode_image(photo.jpeg, 50_000_000)
+    timed = {"old": (baseline.mnist_digit_tensor, [], []), "new": (current.mnist_digit_tensor, [], [])}
+    for _ in range(runs):
+        for function, wall, cpu in timed.values():
+            started, started_cpu = time.perf_counter(), time.thread_time()
+            function(image, SPEC)
+            cpu.append((time.thread_time() - started_cpu) * 1e3)
+            wall.append((time.perf_counter() - started) * 1e3)
+    return {name: (np.array(wall), np.array(cpu)) for name, (_, wall, cpu) in timed.items()}
+
+
+def _hits(preprocess: Preprocess, session: ort.InferenceSession, images: list, labels) -> np.ndarray:
+    tensors = np.stack([preprocess(image, SPEC) for image in images])
+    name = session.get_inputs()[0].name
+    predictions = np.concatenate(
+        [session.run(None, {name: tensors[i : i + 500]})[0] for i in range(0, len(tensors), 500)]
+    ).argmax(axis=1)
+    return predictions == np.asarray(labels)
+
+
+def _table(photos: list[DigitPhoto], results: dict, timing: dict, args: argparse.Namespace) -> str:
+    names = list(results)
+    groups: dict[tuple[str, str], list[int]] = collections.defaultdict(list)
+    for i, photo in enumerate(photos):
+        for key, value in photo.conditions.items():
+            groups[(key, value)].append(i)
+    lines = [
+        SECTION,
+        "",
+        f"{len(photos)} MNIST test digits rendered as phone photos (seed 2026, {args.twelve_mp} of them "
+        "12 MP; never used for training or tuning), and the clean MNIST test digits as PNG uploads. "
+        f"'Before' is the preprocessing and model of {BASELINE_COMMIT}. "
+        "Command: `python -m benchmarks.digit_preprocessing --write-report`. "
+        f"CPU: {_cpu()}.",
+        "",
+        "| condition | photos | " + " | ".join(names) + " |",
+        "|---|---|" + "---|" * len(names),
+        f"| **all photos** | {len(photos)} | "
+        + " | ".join(f"**{np.mean(results[n][0]):.3f}**" for n in names)
+        + " |",
+        f"| clean MNIST test digits | {args.clean} | "
+        + " | ".join(f"{results[n][1]:.4f}" for n in names)
+        + " |",
+    ]
+    for (key, value), members in sorted(groups.items()):
+        cells = " | ".join(f"{np.mean(results[n][0][members]):.3f}" for n in names)
+        lines.append(f"| {key}: {value} | {len(members)} | {cells} |")
+    lines += [
+        "",
+        "Preprocessing time per image, decoded 12 MP photo (4032 x 3024 RGB), "
+        f"{args.runs} calls each, old and new interleaved:",
+        "",
+        "| implementation | wall p50 (ms) | wall p90 (ms) | thread CPU p50 (ms) |",
+        "|---|---|---|---|",
+    ]
+    for name, (wall, cpu) in timing.items():
+        lines.append(
+            f"| {name} | {np.median(wall):.2f} | {np.percentile(wall, 90):.2f} | {np.median(cpu):.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _write_section(section: str) -> None:
+    text = REPORT.read_text()
+    if SECTION in text:
+        start = text.index(SECTION)
+        following = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + section + (text[following + 1 :] if following >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    REPORT.write_text(text)
+    print(f"updated {REPORT}")
+
+
+def _old_model_bytes() -> bytes:
+    return subprocess.run(
+        ["git", "show", f"{BASELINE_COMMIT}:models_onnx/mnist/mnist.int8.onnx"],
+        cwd=PROJECT_ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout
+
+
+def _session(model: bytes) -> ort.InferenceSession:
+    with tempfile.NamedTemporaryFile(suffix=".onnx") as file:
+        file.write(model)
+        file.flush()
+        return ort.InferenceSession(file.name, providers=["CPUExecutionProvider"])
+
+
+def _png(digit: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(digit).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _cpu() -> str:
+    try:
+        info = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return platform.processor() or "unknown"
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    flags = fields.get("Flags", "").split()
+    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni") if f in flags]
+    return f"{fields.get('Model name', '?').strip()}, {fields.get('CPU(s)', '?').strip()} CPUs, " + "+".join(
+        isa
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Phone photos of handwritten digits, over real HTTP, against the committed digit model.
+
+300 MNIST *test* digits rendered as photos by ``tests/digit_photos.py`` (pens, paper tints,
+lighting gradients and shadows, noise, blur, rotation up to 15 degrees, digit 3-40 % of the
+frame, off-centre, JPEG 60-95; 4 of them 12 MP frames), posted to a real uvicorn server. Before
+issue 10 the service scored 0.16 on this set (the old preprocessing and model, measured with
+``python -m benchmarks.digit_preprocessing``); nothing here was used to train or tune.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pytest
+
+from .digit_photos import render_photos
+from .support import mnist_test_digits
+
+COUNT = 300
+TWELVE_MP = 4
+SEED = 2026
+# Measured 0.98 (see models_onnx/mnist/report.md for the per-condition table); a bound a few
+# points under it keeps a real regression from passing.
+MIN_ACCURACY = 0.95
+
+
+@pytest.fixture(scope="module")
+def photos():
+    digits, labels = mnist_test_digits(COUNT)
+    return render_photos(digits, labels, SEED, twelve_mp=TWELVE_MP)
+
+
+def test_photo_set_is_deterministic():
+    digits, labels = mnist_test_digits(3)
+    first = render_photos(digits, labels, SEED)
+    second = render_photos(digits, labels, SEED)
+    assert [p.jpeg for p in first] == [p.jpeg for p in second]
+    assert render_photos(digits, labels, SEED + 1)[0].jpeg != first[0].jpeg
+
+
+def test_photo_set_covers_the_conditions(photos):
+    seen = collections.defaultdict(set)
+    for photo in photos:
+        for key, value in photo.conditions.items():
+            seen[key].add(value)
+    assert seen["pen"] == {"black", "blue", "red", "pencil"}
+    assert seen["lighting"] == {"even", "gradient", "vignette", "shadow"}
+    assert seen["digit size"] == {"3-6 %", "6-15 %", "15-40 %"}
+    assert "12 MP" in seen["frame"] and sum(p.size == (4032, 3024) for p in photos) == TWELVE_MP
+
+
+def test_digit_photos_over_http(http, photos):
+    correct = collections.Counter()
+    total = collections.Counter()
+    for photo in photos:
+        response = http.post("/predict", files={"file": ("photo.jpg", photo.jpeg, "image/jpeg")})
+        assert response.status_code == 200, response.text
+        hit = response.json()["class_index"] == photo.label
+        for key, value in photo.conditions.items():
+            correct[(key, value)] += hit
+            total[(key, value)] += 1
+        correct["all"] += hit
+        total["all"] += 1
+    accuracy = correct["all"] / total["all"]
+    worst = sorted((correct[k] / total[k], k) for k in total if k != "all")[:5]
+    assert accuracy >= MIN_ACCURACY, f"accuracy {accuracy:.3f}; weakest conditions: {worst}"
+    # No condition collapses (each has >= 10 photos at COUNT = 300, except the 12 MP frames).
+    for key in total:
+        if total[key] >= 10:
+            assert correct[key] / total[key] >= 0.85, (key, correct[key], total[key])
+
+
+def test_twelve_megapixel_photos_over_http(http, photos):
+    big = [p for p in photos if p.size == (4032, 3024)]
+    answers = [
+        http.post("/predict", files={"file": ("photo.jpg", p.jpeg, "image/jpeg")}).json()["class_index"]
+        for p in big
+    ]
+    assert np.mean(np.array(answers) == np.array([p.label for p in big])) >= 0.75
