@@ -129,7 +129,7 @@ def render_photo(
         "frame": _bucket(
             width * height / 1e6, [(0.5, "< 0.5 MP"), (2.0, "0.5-2 MP"), (10.0, "2-10 MP"), (99, "12 MP")]
         ),
-        "rotation": _bucket(abs(angle), [(5, "|a| < 5 deg"), (10, "5-10 deg"), (16, "10-15 deg")]),
+        "rotation": _bucket(abs(angle), [(5, "under 5 deg"), (10, "5-10 deg"), (16, "10-15 deg")]),
         "stroke": {-1.0: "thin", 0.0: "as MNIST", 1.0: "thick", 2.0: "very thick"}[stroke],
         "blur": _bucket(blur, [(0.5, "sharp"), (1.0, "slight"), (2.0, "blurred")]),
         "noise": _bucket(noise, [(5.0, "low"), (8.0, "medium"), (11.0, "high")]),
