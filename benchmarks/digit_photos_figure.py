@@ -1,7 +1,7 @@
 """Draw docs/digit_photos.png: a few digit photos and the 28x28 tensors the service makes of them.
 
 Rows of (photo, tensor before issue 10, tensor now). Photos are MNIST test digits rendered by
-``tests/digit_photos.py`` (the HTTP test's generator, seed 2026), plus two that do not work:
+``benchmarks/digit_photos.py`` (the HTTP test's generator, seed 2026), plus two that do not work:
 two digits in one photo and a digit on squared paper with dark 2 px lines.
 
 Command: ``.venv/bin/python -m benchmarks.digit_photos_figure [--out docs/digit_photos.png]``
@@ -17,11 +17,11 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from benchmarks import digit_preprocessing_baseline as baseline
+from benchmarks.digit_photos import render_photos
+from benchmarks.paths import MNIST_NPZ, PROJECT_ROOT
 from service.imaging import decode_image
 from service.manifest import MnistDigitPreprocessing
 from service.preprocessing import digits as current
-from tests.digit_photos import render_photos
-from tests.support import MNIST_NPZ, PROJECT_ROOT
 
 SPEC = MnistDigitPreprocessing()
 TILE = 132

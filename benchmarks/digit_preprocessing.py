@@ -4,7 +4,7 @@ Measures, for the old preprocessing (``benchmarks/digit_preprocessing_baseline.p
 as of 18e570b) with the old model (``models_onnx/mnist/mnist.int8.onnx`` at 18e570b, read
 with ``git show``) and for the new preprocessing with the committed model:
 
-- accuracy on the phone-photo set of ``tests/digit_photos.py`` (MNIST *test* digits, seed
+- accuracy on the phone-photo set of ``benchmarks/digit_photos.py`` (MNIST *test* digits, seed
   2026 as in ``tests/test_digit_photos.py``), overall and per condition;
 - accuracy on the 10,000 clean MNIST test digits (PNG-decoded, as uploads);
 - preprocessing time per image of a decoded 12 MP photo (4032 x 3024 RGB), old and new
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import collections
 import io
+import os
 import platform
 import subprocess
 import tempfile
@@ -31,16 +32,17 @@ import onnxruntime as ort
 from PIL import Image
 
 from benchmarks import digit_preprocessing_baseline as baseline
+from benchmarks.digit_photos import DigitPhoto, render_photo, render_photos
+from benchmarks.paths import MNIST_NPZ, PROJECT_ROOT
 from service.imaging import decode_image
-from service.manifest import MnistDigitPreprocessing
+from service.manifest import Manifest, MnistDigitPreprocessing
+from service.preprocessing import decode_min_side
 from service.preprocessing import digits as current
-from tests.digit_photos import DigitPhoto, render_photo, render_photos
-from tests.support import MNIST_NPZ, PROJECT_ROOT
 
 BASELINE_COMMIT = "18e570b"
 MODEL = PROJECT_ROOT / "models_onnx" / "mnist" / "mnist.int8.onnx"
 REPORT = PROJECT_ROOT / "models_onnx" / "mnist" / "report.md"
-SECTION = "## Phone photos (tests/digit_photos.py)"
+SECTION = "## Phone photos (benchmarks/digit_photos.py)"
 SPEC = MnistDigitPreprocessing()
 Preprocess = Callable[[Image.Image, MnistDigitPreprocessing], np.ndarray]
 
@@ -57,14 +59,16 @@ def main() -> None:
     with np.load(MNIST_NPZ) as data:
         x_test, y_test = data["x_test"], data["y_test"]
     old_model, new_model = _session(_old_model_bytes()), _session(MODEL.read_bytes())
+    # The service now decodes JPEGs at a reduced DCT scale (no side below min_side); before, fully.
+    min_side = decode_min_side(Manifest.model_validate_json((MODEL.parent / "manifest.json").read_text()))
     systems = {
-        "before (old preprocessing, old model)": (baseline.mnist_digit_tensor, old_model),
-        "new preprocessing, old model": (current.mnist_digit_tensor, old_model),
-        "after (new preprocessing, new model)": (current.mnist_digit_tensor, new_model),
+        "before (old preprocessing, old model)": (baseline.mnist_digit_tensor, old_model, None),
+        "new preprocessing, old model": (current.mnist_digit_tensor, old_model, min_side),
+        "after (new preprocessing, new model)": (current.mnist_digit_tensor, new_model, min_side),
     }
 
-    print(f"CPU: {_cpu()}", flush=True)
-    timing = _time_twelve_mp(x_test[0], int(y_test[0]), args.runs)
+    print(f"CPU: {_cpu()}; load average {os.getloadavg()[0]:.1f}", flush=True)
+    timing = _time_twelve_mp(x_test[0], int(y_test[0]), args.runs, min_side)
     for name, (wall, cpu) in timing.items():
         print(
             f"12 MP preprocessing, {name}: p50 {np.median(wall):.2f} ms (p90 {np.percentile(wall, 90):.2f}),"
@@ -72,11 +76,11 @@ def main() -> None:
         )
 
     photos = render_photos(x_test[: args.photos], y_test[: args.photos], 2026, twelve_mp=args.twelve_mp)
-    decoded = [decode_image(p.jpeg, 50_000_000) for p in photos]
+    decoded = {side: [decode_image(p.jpeg, 50_000_000, side) for p in photos] for side in (None, min_side)}
     clean = [Image.open(io.BytesIO(_png(d))) for d in x_test[: args.clean]]
     results = {}
-    for name, (preprocess, session) in systems.items():
-        hits = _hits(preprocess, session, decoded, [p.label for p in photos])
+    for name, (preprocess, session, side) in systems.items():
+        hits = _hits(preprocess, session, decoded[side], [p.label for p in photos])
         clean_accuracy = float(np.mean(_hits(preprocess, session, clean, y_test[: args.clean])))
         results[name] = (hits, clean_accuracy)
         print(f"{name}: photos {np.mean(hits):.3f}, clean MNIST {clean_accuracy:.4f}", flush=True)
@@ -87,18 +91,26 @@ def main() -> None:
         _write_section(table)
 
 
-def _time_twelve_mp(digit: np.ndarray, label: int, runs: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Old and new preprocessing of one decoded 12 MP photo, interleaved call by call."""
+def _time_twelve_mp(
+    digit: np.ndarray, label: int, runs: int, min_side: int
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Old and new preprocessing of one 12 MP photo, interleaved call by call: decoded fully,
+    and (new) decoded as the service now does (JPEG DCT scaling, sides >= ``min_side``)."""
     photo = render_photo(digit, label, np.random.default_rng(7), frame=(4032, 3024))
-    image = decode_image(photo.jpeg, 50_000_000)
-    timed = {"old": (baseline.mnist_digit_tensor, [], []), "new": (current.mnist_digit_tensor, [], [])}
+    full = decode_image(photo.jpeg, 50_000_000)
+    served = decode_image(photo.jpeg, 50_000_000, min_side)
+    timed = {
+        "old, full decode": (baseline.mnist_digit_tensor, full, [], []),
+        "new, full decode": (current.mnist_digit_tensor, full, [], []),
+        f"new, served decode ({served.width}x{served.height})": (current.mnist_digit_tensor, served, [], []),
+    }
     for _ in range(runs):
-        for function, wall, cpu in timed.values():
+        for function, image, wall, cpu in timed.values():
             started, started_cpu = time.perf_counter(), time.thread_time()
             function(image, SPEC)
             cpu.append((time.thread_time() - started_cpu) * 1e3)
             wall.append((time.perf_counter() - started) * 1e3)
-    return {name: (np.array(wall), np.array(cpu)) for name, (_, wall, cpu) in timed.items()}
+    return {name: (np.array(wall), np.array(cpu)) for name, (_, _, wall, cpu) in timed.items()}
 
 
 def _hits(preprocess: Preprocess, session: ort.InferenceSession, images: list, labels) -> np.ndarray:
@@ -121,7 +133,8 @@ def _table(photos: list[DigitPhoto], results: dict, timing: dict, args: argparse
         "",
         f"{len(photos)} MNIST test digits rendered as phone photos (seed 2026, {args.twelve_mp} of them "
         "12 MP; never used for training or tuning), and the clean MNIST test digits as PNG uploads. "
-        f"'Before' is the preprocessing and model of {BASELINE_COMMIT}. "
+        f"'Before' is the preprocessing and model of {BASELINE_COMMIT} on fully decoded photos; the "
+        "others decode as the service now does (JPEG DCT scaling down to the digit working side). "
         "Command: `python -m benchmarks.digit_preprocessing --write-report`. "
         f"CPU: {_cpu()}.",
         "",
@@ -139,12 +152,13 @@ def _table(photos: list[DigitPhoto], results: dict, timing: dict, args: argparse
         lines.append(f"| {key}: {value} | {len(members)} | {cells} |")
     lines += [
         "",
-        "Preprocessing time per image, decoded 12 MP photo (4032 x 3024 RGB), "
-        f"{args.runs} calls each, old and new interleaved:",
+        "Preprocessing time per image of one 12 MP photo (4032 x 3024 JPEG), decoded fully and as "
+        f"served, {args.runs} calls each, interleaved:",
         "",
         "| implementation | wall p50 (ms) | wall p90 (ms) | thread CPU p50 (ms) |",
         "|---|---|---|---|",
     ]
+    lines.insert(-2, f"Load average (1 min) at the end of the run: {os.getloadavg()[0]:.1f}.\n")
     for name, (wall, cpu) in timing.items():
         lines.append(
             f"| {name} | {np.median(wall):.2f} | {np.percentile(wall, 90):.2f} | {np.median(cpu):.2f} |"

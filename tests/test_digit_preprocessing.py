@@ -88,3 +88,11 @@ def test_extreme_aspect_ratio_stays_inside_the_canvas():
     line.paste(255, (10, 0, 990, 3))
     out = _tensor(line)
     assert out.any() and out[:, 4:24].any()
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 1), (3, 3), (1, 9)])
+def test_tiny_mid_grey_images(size):
+    """Mid-grey backgrounds take the local-contrast polarity test, down to a single pixel."""
+    pixels = np.full(size[::-1], 90, dtype=np.uint8)
+    pixels.flat[0] = 200
+    assert _tensor(Image.fromarray(pixels)).shape == (28, 28)

@@ -221,7 +221,7 @@ def _light_ink_on_dark(gray: np.ndarray) -> bool:
         (width, height), Image.Resampling.BILINEAR, box=(0, 0, width / block, height / block)
     )
     departure = (gray - np.asarray(level)).ravel()
-    k = max(5, departure.size // 2000)
+    k = max(1, min(max(5, departure.size // 2000), departure.size // 2))
     darkest = -np.partition(departure, k)[:k].mean()
     brightest = np.partition(departure, departure.size - k)[-k:].mean()
     return bool(brightest > darkest)
