@@ -40,16 +40,15 @@ from ..manifest import MnistDigitPreprocessing
 from .color import RESAMPLING, gray_float, has_alpha
 from .components import label
 
-# Longer side, in pixels, of the image the digit is located in. A digit 3 % of a frame's
-# shorter side is still ~8 px tall here; larger would cost more than the 5 ms budget for a
-# 12 MP photo (benchmarks/digit_preprocessing.py).
+# Longer side, in pixels, of the image the digit is located in; also the smallest side the
+# service's JPEG DCT-scaled decode keeps (``preprocessing.decode_min_side``): measured on the
+# phone-photo set, 0.957 decoded so vs 0.960 fully decoded (benchmarks/digit_preprocessing.py).
+# A digit 3 % of a frame's shorter side is still ~8 px tall here; larger costs more time per
+# 12 MP photo (budget 5 ms, benchmarks/digit_preprocessing.py).
 WORKING_SIDE = 384
 # The digit is re-read from the full image at about this many pixels on its longer side
 # (3x the 20 px box, so the final anti-aliased resize has detail to average).
 FINE_SIDE = 64
-# Smallest decode (shorter side, px) that keeps a 3 %-of-frame digit at ~28 px: the size a
-# reduced (JPEG draft) decode should not go below for the digit model.
-MIN_DECODE_SIDE = 1000
 # The paper's illumination is estimated on a grid of this many blocks along the longer side.
 BLOCKS = 24
 # Below this contrast (ink vs paper, relative) the image is treated as blank.
