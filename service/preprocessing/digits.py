@@ -185,20 +185,23 @@ class _Paper:
         floor = min(max(raw_median + 3.0 * raw_spread + 0.02, NOISE_FLOOR * float(raw.max())), threshold)
         return _Paper(invert, background, block, (width, height), threshold, floor), strength
 
-    def strength(self, pixels: np.ndarray, region: tuple[float, ...], inverted: bool = False) -> np.ndarray:
+    def strength(
+        self, pixels: np.ndarray, region: tuple[float, float, float, float], inverted: bool = False
+    ) -> np.ndarray:
         """Ink strength, float32 (h, w) >= 0, of ``pixels`` (h, w, c) covering ``region``
         (left, top, right, bottom) in coarse-image pixel coordinates."""
         if self.invert and not inverted:
             pixels = 1.0 - pixels
         height, width, channels = pixels.shape
-        grid_box = tuple(v / self.block for v in region)
-        darkest = None
+        left, top, right, bottom = (v / self.block for v in region)
+        grid_box = (left, top, right, bottom)
+        darkest = np.full((height, width), np.inf, dtype=np.float32)
         for c in range(channels):
             light = Image.fromarray(np.ascontiguousarray(self.background[..., c]), "F").resize(
                 (width, height), Image.Resampling.BILINEAR, box=grid_box
             )
             ratio = pixels[..., c] / np.maximum(np.asarray(light), 0.02)
-            darkest = ratio if darkest is None else np.minimum(darkest, ratio)
+            darkest = np.minimum(darkest, ratio)
         return np.clip(1.0 - darkest, 0.0, 1.0)
 
 
