@@ -55,6 +55,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "reduce_range": True,
         "float_edges": True,
     },
+    "U8S8 per-channel reduce_range except depthwise": {
+        "weight_type": "int8",
+        "reduce_range": True,
+        "full_range_depthwise": True,
+    },
     "U8S8 per-channel reduce_range, percentile 99.999": {
         "weight_type": "int8",
         "reduce_range": True,

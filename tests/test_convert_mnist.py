@@ -6,9 +6,12 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import onnx
 import pytest
 
+from convert.cpu import cpu_info
+from convert.mnist import KERAS_LAYERS_AUGMENTATION
 from service.manifest import Manifest, sha256_of
 from service.registry import load_registry
 
@@ -68,7 +71,14 @@ def test_manifest_records_parity_accuracy_and_provenance(quick_build):
     assert abs(metrics["accuracy_onnx_int8"] - metrics["accuracy_keras_fp32"]) <= 0.02
     assert manifest.quantization["format"] == "QDQ" and manifest.quantization["calibration_images"] == 192
     assert {"tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime"} <= set(manifest.tools)
-    json.loads((out / "manifest.json").read_text())
+    # Where the numbers were measured, and how the model was trained, travel with it.
+    assert manifest.quantization["measured_on"] == cpu_info()
+    assert metrics["training"]["augmentation"] == KERAS_LAYERS_AUGMENTATION
+    raw = json.loads((out / "manifest.json").read_text())
+    assert list(raw) == list(Manifest.model_fields)  # every field written, in the model's order
+    report = (out / "report.md").read_text()
+    assert "## Training" in report and "## CPU the numbers were measured on" in report
+    assert f"| accuracy | {metrics['accuracy_keras_fp32']:.4f} |" in report
 
 
 def test_published_model_serves_through_the_registry(quick_build):
@@ -87,3 +97,26 @@ def test_published_model_serves_through_the_registry(quick_build):
         for img, label in zip(images, labels, strict=True)
     )
     assert hits / len(labels) >= 0.8
+
+
+def test_augmentation_hook_transforms_every_training_batch():
+    """A recipe's numpy augmentation runs on each shuffled batch, with the build's seeded rng."""
+    import tensorflow as tf
+
+    from convert.mnist import DigitRecipe, _batch_augmentation
+    from convert.recipe import Augmentation
+
+    seen: list[int] = []
+
+    def invert(batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        seen.append(int(rng.integers(1 << 30)))
+        return 1.0 - batch
+
+    recipe = DigitRecipe(data=None, seed=7, augment=Augmentation("invert ink", invert))
+    images = np.zeros((10, 28, 28, 1), np.float32)
+    dataset = tf.data.Dataset.from_tensor_slices((images, np.arange(10))).batch(4)
+    batches = list(dataset.map(_batch_augmentation(recipe)).as_numpy_iterator())
+    assert [len(x) for x, _ in batches] == [4, 4, 2]
+    assert all(x.shape[1:] == (28, 28, 1) and np.all(x == 1.0) for x, _ in batches)
+    expected = np.random.default_rng(7)
+    assert seen == [int(expected.integers(1 << 30)) for _ in range(3)]
