@@ -55,11 +55,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "reduce_range": True,
         "float_edges": True,
     },
-    "U8S8 per-channel reduce_range except depthwise": {
-        "weight_type": "int8",
-        "reduce_range": True,
-        "full_range_depthwise": True,
-    },
     "U8S8 per-channel reduce_range, percentile 99.999": {
         "weight_type": "int8",
         "reduce_range": True,
@@ -170,6 +165,10 @@ def saturation_probe() -> dict[str, Any]:
     return {"u8s8_dot_255x127x64": got, "exact": exact, "saturates": got != exact}
 
 
+def _slug(variant: str) -> str:
+    return variant.replace(" ", "_").replace(",", "")
+
+
 def p50_round_robin(paths: dict[str, Path], image: np.ndarray, runs: int, threads: int) -> dict[str, float]:
     """Batch-1 p50 ms of each model, timed round-robin in one loop after 10 warm-up runs each."""
     sessions = {key: evaluate.onnx_session(path, threads) for key, path in paths.items()}
@@ -192,6 +191,7 @@ def sweep_family(family: Family, args: argparse.Namespace) -> list[dict[str, Any
         return []
     cache = args.int8_dir / family.name
     calib, images, labels = _data(family, cache, args.reuse)
+    images, labels = images[:: args.eval_stride], labels[:: args.eval_stride]
     if args.eval_limit:
         images, labels = images[: args.eval_limit], labels[: args.eval_limit]
     names = list(VARIANTS) if family.real_accuracy else list(LATENCY_ONLY_VARIANTS)
@@ -199,7 +199,7 @@ def sweep_family(family: Family, args: argparse.Namespace) -> list[dict[str, Any
     paths = {"fp32": fp32_path}
     base = _default_config(family.name)
     for name in names:
-        path = cache / (name.replace(" ", "_").replace(",", "") + ".int8.onnx")
+        path = cache / f"{_slug(name)}.int8.onnx"
         if not (args.reuse and path.is_file()):
             config = replace(base, **VARIANTS[name], calibration_images=0)
             started = time.perf_counter()
@@ -207,6 +207,10 @@ def sweep_family(family: Family, args: argparse.Namespace) -> list[dict[str, Any
             print(f"[{family.name}] {name}: quantized in {time.perf_counter() - started:.0f} s", flush=True)
         paths[name] = path
     outputs = {key: evaluate.onnx_predict(evaluate.onnx_session(p), images, 32) for key, p in paths.items()}
+    native = {key: cache / f"{_slug(key)}.native_outputs.npy" for key in paths}
+    if not args.emulated and not args.eval_limit and args.eval_stride == 1:
+        for key, out in outputs.items():  # the reference an emulated run compares itself with
+            np.save(native[key], out)
     latency = {} if args.no_latency else p50_round_robin(paths, images[:1], args.runs, args.threads)
     rows = []
     for key, out in outputs.items():
@@ -214,6 +218,10 @@ def sweep_family(family: Family, args: argparse.Namespace) -> list[dict[str, Any
         if family.real_accuracy:
             row["accuracy"] = evaluate.top1_accuracy(out, labels)
         row["top1_agreement_with_fp32"] = evaluate.top1_agreement(outputs["fp32"], out)
+        if args.emulated and native[key].is_file():
+            same = np.load(native[key])[:: args.eval_stride][: len(out)]
+            row["top1_agreement_with_native"] = evaluate.top1_agreement(same, out)
+            row["max_abs_delta_vs_native"] = evaluate.max_abs_diff(same, out)
         if latency:
             row["p50_ms"] = round(latency[key], 3)
             row["speedup_vs_fp32"] = round(latency["fp32"] / latency[key], 2)
@@ -224,8 +232,9 @@ def sweep_family(family: Family, args: argparse.Namespace) -> list[dict[str, Any
 def markdown(rows: list[dict[str, Any]]) -> str:
     """One table: family | variant | accuracy (delta pp vs fp32) | agreement | p50 | speed-up."""
     lines = [
-        "| model | variant | images | accuracy (Δ pp vs fp32) | top-1 agreement with fp32 | p50 ms | ×fp32 |",
-        "|---|---|---|---|---|---|---|",
+        "| model | variant | images | accuracy (Δ pp vs fp32) | top-1 agreement with fp32 | p50 ms | ×fp32 "
+        "| same top-1 as native (max abs Δ) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     fp32 = {r["family"]: r for r in rows if r["variant"] == "fp32"}
     for r in rows:
@@ -235,9 +244,12 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             accuracy = f"{r['accuracy']:.4f}" + ("" if r["variant"] == "fp32" else f" ({delta:+.2f})")
         p50 = f"{r['p50_ms']:.2f}" if "p50_ms" in r else "-"
         speedup = f"{r['speedup_vs_fp32']:.2f}" if "speedup_vs_fp32" in r else "-"
+        native = "-"
+        if "top1_agreement_with_native" in r:
+            native = f"{r['top1_agreement_with_native']:.4f} ({r['max_abs_delta_vs_native']:.3f})"
         lines.append(
             f"| {r['family']} | {r['variant']} | {r['images']} | {accuracy} | "
-            f"{r['top1_agreement_with_fp32']:.4f} | {p50} | {speedup} |"
+            f"{r['top1_agreement_with_fp32']:.4f} | {p50} | {speedup} | {native} |"
         )
     return "\n".join(lines)
 
@@ -253,6 +265,9 @@ def main(argv: list[str] | None = None, default_families: tuple[str, ...] | None
     parser.add_argument("--int8-dir", type=Path, default=PROJECT_ROOT / "build" / "quantization_sweep")
     parser.add_argument("--reuse", action="store_true", help="reuse quantized files and cached arrays")
     parser.add_argument("--eval-limit", type=int, default=0, help="first N evaluation images (0 = all)")
+    parser.add_argument(
+        "--eval-stride", type=int, default=1, help="every Kth evaluation image (class-sorted data)"
+    )
     parser.add_argument("--runs", type=int, default=200, help="timed batch-1 runs per variant")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-latency", action="store_true")

@@ -54,11 +54,6 @@ class QuantizationConfig:
         float_edges: keep the first and the last weighted operator (Conv / MatMul / Gemm) in
             float32: the image-facing and class-facing layers are the most sensitive to
             rounding, and together cost little time.
-        full_range_depthwise: with ``reduce_range``, give depthwise convolution weights all 8
-            bits anyway, and 7 bits only to the weights of the other ``Conv`` / ``MatMul`` /
-            ``Gemm`` nodes. The 7-bit limit exists for the AVX2 u8 x s8 GEMM (``vpmaddubsw``);
-            whether the depthwise kernels need it is measured, not assumed: see
-            ``benchmarks.quantization`` under an AVX2-only CPU (README, "How a model is made").
         calibration_images: how many real images were used (informational).
     """
 
@@ -71,7 +66,6 @@ class QuantizationConfig:
     nodes_excluded: tuple[str, ...] = ()
     reduce_range: bool = False
     float_edges: bool = False
-    full_range_depthwise: bool = False
     calibration_images: int = 0
     format: str = field(default="QDQ", init=False)
 
@@ -116,12 +110,6 @@ def quantize(
         extra_options: dict[str, Any] = {"CalibMovingAverage": False}
         if config.float_edges:
             excluded += edge_nodes(model)
-        reduce_range = config.reduce_range
-        if config.reduce_range and config.full_range_depthwise:
-            reduce_range = False  # globally; 7 bits per weight tensor below
-            extra_options["TensorQuantOverrides"] = {
-                name: [{"reduce_range": True}] for name in gemm_weights(model)
-            }
         if config.calibration == "percentile":
             extra_options["CalibPercentile"] = config.percentile
         quantize_static(
@@ -132,7 +120,7 @@ def quantize(
             op_types_to_quantize=op_types,
             nodes_to_exclude=excluded,
             per_channel=config.per_channel,
-            reduce_range=reduce_range,
+            reduce_range=config.reduce_range,
             activation_type=_QUANT_TYPES[config.activation_type],
             weight_type=_QUANT_TYPES[config.weight_type],
             calibrate_method=_CALIBRATION_METHODS[config.calibration],
@@ -153,28 +141,6 @@ def edge_nodes(model: onnx.ModelProto) -> list[str]:
     if not weighted:
         return []
     return [nodes[weighted[0]].name] + [n.name for n in nodes[weighted[-1] :]]
-
-
-def depthwise_nodes(model: onnx.ModelProto) -> list[str]:
-    """Names of the grouped (depthwise) convolutions: ``Conv`` with attribute ``group`` > 1."""
-    return [
-        n.name
-        for n in model.graph.node
-        if n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute)
-    ]
-
-
-def gemm_weights(model: onnx.ModelProto) -> list[str]:
-    """Weight initializers of the GEMM-backed nodes: ``MatMul``, ``Gemm`` and ungrouped ``Conv``."""
-    initializers = {i.name for i in model.graph.initializer}
-    depthwise = set(depthwise_nodes(model))
-    return sorted(
-        {
-            n.input[1]
-            for n in model.graph.node
-            if n.op_type in WEIGHTED_OPS and n.name not in depthwise and n.input[1] in initializers
-        }
-    )
 
 
 def count_quantized_nodes(path: Path) -> dict[str, int]:
