@@ -40,10 +40,8 @@ from convert.cpu import cpu_info, describe, int8_kernels
 from convert.onnx_export import INPUT_NAME
 from convert.quantize import QuantizationConfig, quantize
 
+from .paths import BUILD, BUILD_MODELS, KERAS_WEIGHTS, MNIST_NPZ
 from .stats import percentile
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
 # Variant name -> changes to the family's chosen config (its excluded operators are kept).
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -83,11 +81,11 @@ class Family:
 def _families() -> dict[str, Family]:
     from convert import cats_vs_dogs, keras_apps, mnist
 
-    weights = SHARED_DATA / "keras_weights" / "mobilenet_0.75_224.h5"
+    weights = KERAS_WEIGHTS / "mobilenet_0.75_224.h5"
     return {
         "mnist": Family(
             "mnist",
-            lambda: mnist.DigitRecipe(data=SHARED_DATA / "mnist" / "mnist.npz", calibration_count=1024),
+            lambda: mnist.DigitRecipe(data=MNIST_NPZ, calibration_count=1024),
         ),
         "cats_vs_dogs": Family(
             "cats_vs_dogs",
@@ -259,10 +257,10 @@ def main(argv: list[str] | None = None, default_families: tuple[str, ...] | None
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--models-dir", type=Path, default=PROJECT_ROOT / "build" / "models")
+    parser.add_argument("--models-dir", type=Path, default=BUILD_MODELS)
     parser.add_argument("--family", nargs="*", choices=sorted(families), default=default_families)
     parser.add_argument("--variant", nargs="*", choices=sorted(VARIANTS), default=None)
-    parser.add_argument("--int8-dir", type=Path, default=PROJECT_ROOT / "build" / "quantization_sweep")
+    parser.add_argument("--int8-dir", type=Path, default=BUILD / "quantization_sweep")
     parser.add_argument("--reuse", action="store_true", help="reuse quantized files and cached arrays")
     parser.add_argument("--eval-limit", type=int, default=0, help="first N evaluation images (0 = all)")
     parser.add_argument(
