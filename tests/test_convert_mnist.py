@@ -11,7 +11,7 @@ import onnx
 import pytest
 
 from convert.cpu import cpu_info
-from convert.mnist import KERAS_LAYERS_AUGMENTATION
+from convert.mnist import AUGMENTATIONS, DEFAULT_AUGMENTATION, KERAS_LAYERS_AUGMENTATION
 from service.manifest import Manifest, sha256_of
 from service.registry import load_registry
 
@@ -73,7 +73,9 @@ def test_manifest_records_parity_accuracy_and_provenance(quick_build):
     assert {"tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime"} <= set(manifest.tools)
     # Where the numbers were measured, and how the model was trained, travel with it.
     assert manifest.quantization["measured_on"] == cpu_info()
-    assert metrics["training"]["augmentation"] == KERAS_LAYERS_AUGMENTATION
+    augmentation = AUGMENTATIONS[DEFAULT_AUGMENTATION]()  # the command line's default
+    expected = augmentation.description if augmentation else KERAS_LAYERS_AUGMENTATION
+    assert metrics["training"]["augmentation"] == expected
     raw = json.loads((out / "manifest.json").read_text())
     assert list(raw) == list(Manifest.model_fields)  # every field written, in the model's order
     report = (out / "report.md").read_text()
