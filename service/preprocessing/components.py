@@ -65,5 +65,8 @@ def label(mask: np.ndarray) -> Components:
             if np.array_equal(grand, parent):
                 break
             parent = grand
-    roots, labels = np.unique(parent, return_inverse=True)
-    return Components(pixels, labels.astype(np.int64), int(roots.size))
+    # Roots point at themselves; numbering them in index order (a cumulative count, not a sort)
+    # gives the labels np.unique would.
+    is_root = parent == np.arange(n)
+    rank = np.cumsum(is_root) - 1
+    return Components(pixels, rank[parent].astype(np.int64), int(rank[-1]) + 1)
