@@ -21,9 +21,9 @@ from .support import mnist_test_digits
 COUNT = 300
 TWELVE_MP = 4
 SEED = 2026
-# Measured 0.957 (models_onnx/mnist/report.md has the per-condition table); a bound two points
-# under it keeps a real regression from passing.
-MIN_ACCURACY = 0.94
+# Measured 0.960 (models_onnx/mnist/report.md has the per-condition table); a bound one point
+# under it (3 photos of slack for other CPUs' int8 kernels) keeps a real regression from passing.
+MIN_ACCURACY = 0.95
 
 
 @pytest.fixture(scope="module")
