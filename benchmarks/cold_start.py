@@ -81,8 +81,24 @@ def run_once(
 
 
 def _run_lambda(launch: Launch, expected: str, timeout: float) -> Sample:
+    argv = [*launch.argv, str(LAMBDA_CHILD), str(launch.cwd), str(launch.event_path), "{fd}"]
+    elapsed, result = _spawn_reporting_child(launch, argv, timeout)
+    body = json.loads(result["response"]["body"])
+    if result["response"]["statusCode"] != 200 or body.get("prediction") != expected:
+        raise RuntimeError(f"lambda child answered {result['response']} (expected {expected!r})")
+    return Sample(elapsed, result["peak_rss_bytes"], result["cpu_seconds"], result["phases_s"])
+
+
+def _spawn_reporting_child(launch: Launch, argv: list[str], timeout: float) -> tuple[float, dict]:
+    """Spawn a child that writes one JSON line to the pipe whose number replaces ``{fd}`` in
+    ``argv``; (wall seconds from spawn to that line, the parsed line).
+
+    Raises:
+        RuntimeError: the child wrote nothing (its stderr is in the message).
+        subprocess.TimeoutExpired: it did not exit within ``timeout`` s after writing (killed).
+    """
     read_fd, write_fd = os.pipe()
-    argv = [*launch.argv, str(LAMBDA_CHILD), str(launch.cwd), str(launch.event_path), str(write_fd)]
+    argv = [arg.replace("{fd}", str(write_fd)) for arg in argv]
     start = time.perf_counter()
     process = subprocess.Popen(
         argv,
@@ -102,12 +118,8 @@ def _run_lambda(launch: Launch, expected: str, timeout: float) -> Sample:
         process.kill()
         raise
     if not line:
-        raise RuntimeError(f"lambda child failed ({process.returncode}): {stderr.decode()[-2000:]}")
-    result = json.loads(line)
-    body = json.loads(result["response"]["body"])
-    if result["response"]["statusCode"] != 200 or body.get("prediction") != expected:
-        raise RuntimeError(f"lambda child answered {result['response']} (expected {expected!r})")
-    return Sample(elapsed, result["peak_rss_bytes"], result["cpu_seconds"], result["phases_s"])
+        raise RuntimeError(f"{launch.variant} failed ({process.returncode}): {stderr.decode()[-2000:]}")
+    return elapsed, json.loads(line)
 
 
 def _run_http(
@@ -166,25 +178,7 @@ def run_floor(launch: Launch, timeout: float = 120.0) -> Sample:
     Raises:
         RuntimeError: the child wrote nothing (its stderr is in the message).
     """
-    read_fd, write_fd = os.pipe()
-    argv = [arg.replace("{fd}", str(write_fd)) for arg in launch.argv]
-    start = time.perf_counter()
-    process = subprocess.Popen(
-        argv,
-        env=launch.env,
-        cwd=launch.cwd,
-        pass_fds=(write_fd,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    os.close(write_fd)
-    with os.fdopen(read_fd) as results:
-        line = results.readline()
-    elapsed = time.perf_counter() - start
-    _, stderr = process.communicate(timeout=timeout)
-    if not line:
-        raise RuntimeError(f"{launch.variant} failed ({process.returncode}): {stderr.decode()[-2000:]}")
-    result = json.loads(line)
+    elapsed, result = _spawn_reporting_child(launch, launch.argv, timeout)
     return Sample(elapsed, result["peak_rss_bytes"], result["cpu_seconds"], result["phases_s"])
 
 

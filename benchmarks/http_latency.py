@@ -11,6 +11,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -56,19 +57,7 @@ def measure(url: str, upload: bytes, upload_name: str, requests: int, warmup: in
         RuntimeError: any response is not 200.
     """
     files = {"file": (upload_name, upload, "image/jpeg")}
-    times: list[float] = []
-    deadline = time.perf_counter() + TIME_BUDGET_S
-    with httpx.Client(timeout=60.0) as client:
-        for i in range(warmup + requests):
-            start = time.perf_counter()
-            response = client.post(url, files=files)
-            elapsed = time.perf_counter() - start
-            if response.status_code != 200:
-                raise RuntimeError(f"{url} answered {response.status_code}: {response.text[:300]}")
-            if i >= warmup:
-                times.append(elapsed)
-            if len(times) >= MIN_REQUESTS and time.perf_counter() > deadline:
-                break
+    times = _timed_posts(url, files, requests, warmup, 60.0, time.perf_counter() + TIME_BUDGET_S)
     return Latency(percentile(times, 50) * 1000, percentile(times, 99) * 1000, len(times))
 
 
@@ -82,16 +71,7 @@ def measure_batch(
         RuntimeError: a response is not 200.
     """
     files = [("files", (f"{i}-{upload_name}", upload, "image/jpeg")) for i in range(images)]
-    times: list[float] = []
-    with httpx.Client(timeout=120.0) as client:
-        for i in range(warmup + requests):
-            start = time.perf_counter()
-            response = client.post(url, files=files)
-            elapsed = time.perf_counter() - start
-            if response.status_code != 200:
-                raise RuntimeError(f"{url} answered {response.status_code}: {response.text[:300]}")
-            if i >= warmup:
-                times.append(elapsed)
+    times = _timed_posts(url, files, requests, warmup, 120.0, deadline=None)
     p50 = percentile(times, 50) * 1000
     return {
         "images": images,
@@ -100,3 +80,27 @@ def measure_batch(
         "p99_ms": percentile(times, 99) * 1000,
         "p50_ms_per_image": p50 / images,
     }
+
+
+def _timed_posts(
+    url: str, files: Any, requests: int, warmup: int, timeout: float, deadline: float | None
+) -> list[float]:
+    """Seconds per sequential multipart POST after ``warmup`` untimed ones; stops early past
+    ``deadline`` (perf_counter) once ``MIN_REQUESTS`` are timed.
+
+    Raises:
+        RuntimeError: a response is not 200.
+    """
+    times: list[float] = []
+    with httpx.Client(timeout=timeout) as client:
+        for i in range(warmup + requests):
+            start = time.perf_counter()
+            response = client.post(url, files=files)
+            elapsed = time.perf_counter() - start
+            if response.status_code != 200:
+                raise RuntimeError(f"{url} answered {response.status_code}: {response.text[:300]}")
+            if i >= warmup:
+                times.append(elapsed)
+            if deadline is not None and len(times) >= MIN_REQUESTS and time.perf_counter() > deadline:
+                break
+    return times
