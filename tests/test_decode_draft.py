@@ -43,7 +43,10 @@ def _imagenet_manifest(resize_shorter: int | None, side: int = 224) -> Manifest:
     return Manifest.model_validate(base)
 
 
-@pytest.mark.parametrize("min_side, expected", [(448, (1008, 756)), (512, (1008, 756)), (760, (2016, 1512))])
+@pytest.mark.parametrize(
+    "min_side, expected",
+    [(336, (504, 378)), (378, (504, 378)), (379, (1008, 756)), (448, (1008, 756)), (760, (2016, 1512))],
+)
 def test_phone_jpeg_decodes_at_the_smallest_scale_that_keeps_min_side(min_side, expected):
     image = decode_image(_phone_jpeg(), 10**8, min_side=min_side)
     assert image.size == expected
@@ -83,14 +86,16 @@ def test_png_ignores_min_side():
 
 
 @pytest.mark.parametrize(
-    "resize_shorter, side, expected", [(None, 224, 448), (256, 224, 512), (None, 160, 320)]
+    "resize_shorter, side, expected", [(None, 224, 336), (256, 224, 384), (None, 160, 240), (None, 75, 113)]
 )
-def test_imagenet_min_side_is_twice_the_resize_target(resize_shorter, side, expected):
-    assert (
-        decode_min_side(_imagenet_manifest(resize_shorter, side))
-        == expected
-        == DECODE_MARGIN * (resize_shorter or side)
-    )
+def test_imagenet_min_side_is_the_margin_times_the_resize_target_rounded_up(resize_shorter, side, expected):
+    assert DECODE_MARGIN == 1.5
+    assert decode_min_side(_imagenet_manifest(resize_shorter, side)) == expected
+
+
+def test_phone_jpeg_for_a_224_model_decodes_at_one_eighth():
+    manifest = _imagenet_manifest(None)
+    assert decode_image(_phone_jpeg(), 10**8, min_side=decode_min_side(manifest)).size == (504, 378)
 
 
 def test_digit_min_side_is_the_normalisers_working_resolution():
