@@ -8,6 +8,11 @@ second 12 MP copy adds sensor-like noise so the JPEG weighs what a phone's does 
 The sizes are sent in turn, one request at a time, to one server, so each ratio compares
 requests made side by side.
 Target (issue 11): p50 at 4032x3024 <= 2x p50 at 500x375.
+
+Besides wall-clock latency, each request's server CPU time is recorded: the sum over the
+server's threads of the kernel's ``/proc/PID/task/TID/schedstat`` run time (ns; Linux only)
+before and after the request. On a machine shared with other jobs the wall-clock ratio moves
+with their load; the CPU-time ratio says what the server itself spends per size.
 """
 
 from __future__ import annotations
@@ -15,12 +20,15 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 import httpx
 from PIL import Image
+
+from convert.cpu import cpu_info
 
 from .memory_bursts import model_server, phone_jpegs
 from .paths import PROJECT_ROOT
@@ -47,38 +55,71 @@ def same_photo_sizes() -> dict[str, bytes]:
     return out
 
 
-def measure(url: str, uploads: dict[str, bytes], requests: int, warmup: int = 3) -> dict:
-    """p50/p99 ms per upload, the requests interleaved size by size over one connection.
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """CPU seconds run so far by the live threads of process ``pid``, at nanosecond resolution
+    (first field of ``/proc/PID/task/TID/schedstat``; ``/proc/PID/stat`` counts 10 ms ticks).
+    None without a pid or off Linux."""
+    if pid is None:
+        return None
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return None
+    total = 0
+    for task in tasks:
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, IndexError, ValueError):  # thread gone, or no schedstats
+            continue
+    return total / 1e9
+
+
+def measure(
+    url: str, uploads: dict[str, bytes], requests: int, warmup: int = 3, server_pid: int | None = None
+) -> dict:
+    """p50/p99 ms per upload, the requests interleaved size by size over one connection; with
+    ``server_pid``, also the server's CPU ms per request (p50).
 
     Raises:
         RuntimeError: a response is not 200.
     """
     times: dict[str, list[float]] = {label: [] for label in uploads}
+    cpu: dict[str, list[float]] = {label: [] for label in uploads}
     with httpx.Client(timeout=120) as client:
         for round_ in range(warmup + requests):
             for label, data in uploads.items():
+                cpu_start = process_cpu_seconds(server_pid)
                 start = time.perf_counter()
                 response = client.post(url, files={"file": (f"{label}.jpg", data, "image/jpeg")})
                 elapsed = time.perf_counter() - start
+                cpu_end = process_cpu_seconds(server_pid)
                 if response.status_code != 200:
                     raise RuntimeError(f"{url} answered {response.status_code}: {response.text[:300]}")
                 if round_ >= warmup:
                     times[label].append(elapsed)
+                    if cpu_start is not None and cpu_end is not None:
+                        cpu[label].append(cpu_end - cpu_start)
     sizes = {
         label: {
             "bytes": len(uploads[label]),
             "p50_ms": percentile(t, 50) * 1000,
             "p99_ms": percentile(t, 99) * 1000,
             "requests": len(t),
+            **({"server_cpu_p50_ms": percentile(cpu[label], 50) * 1000} if cpu[label] else {}),
         }
         for label, t in times.items()
     }
     small, large = (f"{w}x{h}" for w, h in (SIZES[0], SIZES[-1]))
-    return {
+    result = {
         "sizes": sizes,
         "ratio_12mp_vs_small": sizes[large]["p50_ms"] / sizes[small]["p50_ms"],
         "ratio_phone_weight_vs_small": sizes[PHONE_LABEL]["p50_ms"] / sizes[small]["p50_ms"],
     }
+    if all("server_cpu_p50_ms" in sizes[label] for label in (small, large, PHONE_LABEL)):
+        small_cpu = sizes[small]["server_cpu_p50_ms"]
+        result["server_cpu_ratio_12mp_vs_small"] = sizes[large]["server_cpu_p50_ms"] / small_cpu
+        result["server_cpu_ratio_phone_weight_vs_small"] = sizes[PHONE_LABEL]["server_cpu_p50_ms"] / small_cpu
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,8 +136,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     with model_server([args.model], {}, args.server_root) as server:
-        result = measure(f"{server.url}/models/{args.model.name}/predict", same_photo_sizes(), args.requests)
+        result = measure(
+            f"{server.url}/models/{args.model.name}/predict",
+            same_photo_sizes(),
+            args.requests,
+            server_pid=server.process.pid,
+        )
     result["command"] = " ".join(["python -m benchmarks.http_sizes", *sys.argv[1:]])
+    result["cpu"] = cpu_info()
+    result["load_average"] = os.getloadavg()
     print(json.dumps(result, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
