@@ -36,7 +36,7 @@ from PIL import Image
 from service.config import available_cpus
 from service.imaging import decode_image
 from service.inference import classify
-from service.manifest import MANIFEST_FILENAME
+from service.manifest import MANIFEST_FILENAME, ImageNetPreprocessing
 from service.preprocessing import decode_min_side, imagenet
 from service.registry import LoadedModel, load_model
 
@@ -75,8 +75,11 @@ def evaluate(
     """Top-1 of ``model`` on ``paths`` decoded each way (module docstring); CPU seconds per way
     are the calling thread's (``time.thread_time``), so other jobs on the machine count less."""
     min_side = decode_min_side(model.manifest)
+    spec = model.manifest.preprocessing
+    if not isinstance(spec, ImageNetPreprocessing):
+        raise ValueError(f"{model.name}: decode accuracy is measured for ImageNet-style models only")
     height, width, _ = model.manifest.input.height_width_channels
-    target = model.manifest.preprocessing.resize_shorter or max(height, width)
+    target = spec.resize_shorter or max(height, width)
     scaled_ways = {"scaled_decode": min_side} | {f"margin_{m:g}": math.ceil(m * target) for m in also_margins}
     correct = dict.fromkeys(["original", "full_decode", *scaled_ways], 0)
     seconds = dict.fromkeys(["full_decode", *scaled_ways], 0.0)
