@@ -116,11 +116,12 @@ def digit_ink(image: Image.Image) -> np.ndarray:
     top, bottom = max(rows.min() - 1, 0), min(rows.max() + 2, coarse_size[1])
     left, right = max(cols.min() - 1, 0), min(cols.max() + 2, coarse_size[0])
     sx, sy = width / coarse_size[0], height / coarse_size[1]
+    # Clamped: ``right * sx`` can round a hair above the width (e.g. 384 * (1009 / 384)).
     box = (
         int(np.floor(left * sx)),
         int(np.floor(top * sy)),
-        int(np.ceil(right * sx)),
-        int(np.ceil(bottom * sy)),
+        min(int(np.ceil(right * sx)), width),
+        min(int(np.ceil(bottom * sy)), height),
     )
     fine_size = _fit_within((box[2] - box[0], box[3] - box[1]), FINE_SIDE)
     fine = _sample(image, box, fine_size, flip)
@@ -252,10 +253,20 @@ def _subsample(values: np.ndarray) -> np.ndarray:
 def _block_background(coarse: np.ndarray, block: int) -> np.ndarray:
     """Paper illumination per block: the 75th percentile of each block (ink is the darker
     minority), then a 5x5-block closing (max, then min) to fill up to 4 blocks that thick
-    strokes cover; a closing keeps the steps of shadow edges where they are."""
+    strokes cover; a closing keeps the steps of shadow edges where they are.
+
+    The grid is first extended by 4 blocks on each side by odd reflection (continuing its
+    slope): a closing cut off at the frame sees only the brighter, inner side there, so light
+    falling off towards the edges (a vignette) was estimated 2 blocks too bright and read as
+    ink bands along the frame."""
     # Every other pixel is plenty for a percentile of a block (and 4x cheaper).
     level = _block_level(coarse[::2, ::2], block // 2, 0.75)
-    closed = _grid_filter(_grid_filter(level, np.maximum), np.minimum)
+    pad = 4
+    if min(level.shape[:2]) > 1:
+        extended = np.pad(level, ((pad, pad), (pad, pad), (0, 0)), mode="reflect", reflect_type="odd")
+    else:
+        extended = np.pad(level, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+    closed = _grid_filter(_grid_filter(extended, np.maximum), np.minimum)[pad:-pad, pad:-pad]
     return np.ascontiguousarray(closed, dtype=np.float32)
 
 
