@@ -16,8 +16,9 @@ Steps (numpy + Pillow only; the serving path has no OpenCV or SciPy):
 2. Polarity: paper is the majority of pixels; light-on-dark images are inverted so ink is
    always darker than its background.
 3. Background: the paper's illumination is estimated per colour channel at a large scale (a
-   high percentile per block of ~1/12 of the image, then a 3x3-block closing that fills blocks
-   covered by thick strokes) and divided out, so gradients and soft shadows are not ink.
+   high percentile per block of ~1/24 of the image; blocks covered by thick strokes are filled
+   from a 5x5-block closing, on a grid continued past the frame by odd reflection) and divided
+   out, so gradients, vignettes and soft shadows are not ink.
 4. Ink strength = the largest relative darkening over the colour channels, so a red or blue pen
    on paper is as strong as black (luminance alone loses up to half a red pen's contrast).
 5. Ink vs paper: a threshold above the paper's own noise (median + 5 robust sigmas) and above a
@@ -63,6 +64,9 @@ INK_FRACTION = 0.3
 # its box is within this fraction of the digit's size from the digit's box.
 MIN_PART = 0.04
 MAX_GAP = 0.35
+# A block darker than its closing by more than this (relative) is covered by ink and takes the
+# closing's level; others keep their own (the closing overestimates curved light fall-off).
+FILL_DROP = 0.08
 # Components touching the frame (edge shadows, the table) weigh this much when picking the digit.
 BORDER_WEIGHT = 0.25
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -124,7 +128,7 @@ def digit_ink(image: Image.Image) -> np.ndarray:
         min(int(np.ceil(bottom * sy)), height),
     )
     fine_size = _fit_within((box[2] - box[0], box[3] - box[1]), FINE_SIDE)
-    fine = _sample(image, box, fine_size, flip)
+    fine = _sample(image, box, fine_size, flip, exact=True)
     fine_strength = paper.strength(fine, (left, top, right, bottom))
     # Keep only the chosen components (grown by one coarse pixel): specks inside the box go.
     grown = _dilate(keep)[top:bottom, left:right]
@@ -148,28 +152,28 @@ def digit_ink(image: Image.Image) -> np.ndarray:
 class _Paper:
     """The paper under the ink: its illumination per colour channel, and the ink threshold.
 
-    ``background`` is float32 (grid_h, grid_w, channels), one value per ``block`` x ``block``
-    cell of the coarse image (after inversion: ink darker than paper); ``threshold`` (what is
+    ``background`` is one float32 (grid_h, grid_w) grid per colour channel, one value per
+    ``block`` x ``block`` cell of the coarse image (after inversion: ink darker than paper), at
+    least 0.02 (a black frame is not divided by zero); ``threshold`` (what is
     surely ink) and ``floor`` (the paper's noise level) are on the ink-strength scale (relative
     darkening, 0-1).
     """
 
     invert: bool
-    background: np.ndarray
+    background: tuple[np.ndarray, ...]
     block: int
     coarse_size: tuple[int, int]
     threshold: float
     floor: float
 
     @staticmethod
-    def estimate(coarse: np.ndarray) -> tuple[_Paper, np.ndarray] | None:
-        """From the coarse float image (h, w, c) in [0, 1]: the paper and the coarse image's
-        ink strength (h, w); ``None`` when blank (no contrast)."""
-        height, width, _ = coarse.shape
-        gray = coarse[..., 0] if coarse.shape[2] == 1 else coarse @ _LUMA
-        invert = _light_ink_on_dark(gray)
+    def estimate(coarse: _Planes) -> tuple[_Paper, np.ndarray] | None:
+        """From the coarse image's planes: the paper and the coarse image's ink strength,
+        float32 (h, w); ``None`` when blank (no contrast)."""
+        height, width = coarse.shape
+        invert = _light_ink_on_dark(coarse.gray())
         if invert:
-            coarse = 1.0 - coarse
+            coarse = coarse.inverted()
         block = max(4, 2 * int(round(max(height, width) / BLOCKS / 2)))  # even: see _block_background
         background = _block_background(coarse, block)
         paper = _Paper(invert, background, block, (width, height), 1.0, 0.0)
@@ -187,23 +191,27 @@ class _Paper:
         return _Paper(invert, background, block, (width, height), threshold, floor), strength
 
     def strength(
-        self, pixels: np.ndarray, region: tuple[float, float, float, float], inverted: bool = False
+        self, pixels: _Planes, region: tuple[float, float, float, float], inverted: bool = False
     ) -> np.ndarray:
-        """Ink strength, float32 (h, w) >= 0, of ``pixels`` (h, w, c) covering ``region``
-        (left, top, right, bottom) in coarse-image pixel coordinates."""
+        """Ink strength, float32 (h, w) in [0, 1], of ``pixels`` covering ``region`` (left, top,
+        right, bottom) in coarse-image pixel coordinates: 1 - the smallest ratio over the
+        channels of pixel to paper illumination."""
         if self.invert and not inverted:
-            pixels = 1.0 - pixels
-        height, width, channels = pixels.shape
-        left, top, right, bottom = (v / self.block for v in region)
-        grid_box = (left, top, right, bottom)
-        darkest = np.full((height, width), np.inf, dtype=np.float32)
-        for c in range(channels):
-            light = Image.fromarray(np.ascontiguousarray(self.background[..., c]), "F").resize(
+            pixels = pixels.inverted()
+        height, width = pixels.shape
+        grid_box = tuple(v / self.block for v in region)
+        darkest = None
+        # One buffer per channel, updated in place: fewer full-size passes and allocations
+        # (each allocation of a working-size array is fresh pages from the OS).
+        for plane, light_grid in zip(pixels.planes, self.background, strict=True):
+            light = Image.fromarray(light_grid, "F").resize(
                 (width, height), Image.Resampling.BILINEAR, box=grid_box
             )
-            ratio = pixels[..., c] / np.maximum(np.asarray(light), 0.02)
-            darkest = np.minimum(darkest, ratio)
-        return np.clip(1.0 - darkest, 0.0, 1.0)
+            ratio = np.divide(np.float32(1.0 / pixels.full), np.asarray(light))
+            np.multiply(ratio, plane, out=ratio)
+            darkest = ratio if darkest is None else np.minimum(darkest, ratio, out=darkest)
+        np.subtract(np.float32(1.0), darkest, out=darkest)
+        return np.maximum(darkest, np.float32(0.0), out=darkest)
 
 
 def _light_ink_on_dark(gray: np.ndarray) -> bool:
@@ -240,8 +248,12 @@ def _median_spread(values: np.ndarray) -> tuple[float, float]:
 def _box3(values: np.ndarray) -> np.ndarray:
     """3x3 mean (edges replicated), float32 (h, w)."""
     padded = np.pad(values, 1, mode="edge")
-    rows = padded[:-2] + padded[1:-1] + padded[2:]
-    return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) * np.float32(1 / 9)
+    rows = padded[:-2] + padded[1:-1]
+    rows += padded[2:]
+    out = rows[:, :-2] + rows[:, 1:-1]
+    out += rows[:, 2:]
+    out *= np.float32(1 / 9)
+    return out
 
 
 def _subsample(values: np.ndarray) -> np.ndarray:
@@ -250,29 +262,35 @@ def _subsample(values: np.ndarray) -> np.ndarray:
     return values[::step, ::step]
 
 
-def _block_background(coarse: np.ndarray, block: int) -> np.ndarray:
+def _block_background(coarse: _Planes, block: int) -> tuple[np.ndarray, ...]:
     """Paper illumination per block: the 75th percentile of each block (ink is the darker
-    minority), then a 5x5-block closing (max, then min) to fill up to 4 blocks that thick
-    strokes cover; a closing keeps the steps of shadow edges where they are.
+    minority), and where that is more than ``FILL_DROP`` below a 5x5-block closing (max, then
+    min) of the grid, the closing: it fills up to 4 blocks that thick strokes cover, and keeps
+    the steps of shadow edges where they are; other blocks keep their own level, as a closing
+    overestimates light that falls off along a curve (a vignette's corners).
 
     The grid is first extended by 4 blocks on each side by odd reflection (continuing its
     slope): a closing cut off at the frame sees only the brighter, inner side there, so light
     falling off towards the edges (a vignette) was estimated 2 blocks too bright and read as
     ink bands along the frame."""
     # Every other pixel is plenty for a percentile of a block (and 4x cheaper).
-    level = _block_level(coarse[::2, ::2], block // 2, 0.75)
+    sparse = np.stack([plane[::2, ::2] for plane in coarse.planes], axis=2)
+    level = _block_level(sparse, block // 2, 0.75) * np.float32(1.0 / coarse.full)
     pad = 4
     if min(level.shape[:2]) > 1:
         extended = np.pad(level, ((pad, pad), (pad, pad), (0, 0)), mode="reflect", reflect_type="odd")
     else:
         extended = np.pad(level, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
     closed = _grid_filter(_grid_filter(extended, np.maximum), np.minimum)[pad:-pad, pad:-pad]
-    return np.ascontiguousarray(closed, dtype=np.float32)
+    closed = np.where(level < closed * np.float32(1.0 - FILL_DROP), closed, level)
+    closed = np.maximum(closed, np.float32(0.02))
+    return tuple(np.ascontiguousarray(closed[..., c], dtype=np.float32) for c in range(closed.shape[2]))
 
 
 def _block_level(pixels: np.ndarray, block: int, quantile: float) -> np.ndarray:
     """``quantile`` of each ``block`` x ``block`` cell of (h, w, c) pixels: (grid_h, grid_w, c)
-    float32; the last row and column of cells are padded by repeating the edge."""
+    float32 (on the pixels' scale); the last row and column of cells are padded by repeating
+    the edge."""
     height, width, channels = pixels.shape
     grid_h, grid_w = -(-height // block), -(-width // block)
     padded = np.pad(pixels, ((0, grid_h * block - height), (0, grid_w * block - width), (0, 0)), mode="edge")
@@ -362,32 +380,83 @@ def _fit_within(size: tuple[int, int], side: int) -> tuple[int, int]:
 
 
 def _sample(
-    image: Image.Image, box: tuple[int, int, int, int], size: tuple[int, int], dark_ink: bool | None
-) -> np.ndarray:
-    """``box`` of ``image`` at ``size``: float32 (h, w, c) in [0, 1], c = 1 or 3.
+    image: Image.Image,
+    box: tuple[int, int, int, int],
+    size: tuple[int, int],
+    dark_ink: bool | None,
+    exact: bool = False,
+) -> _Planes:
+    """``box`` of ``image`` at ``size``, as colour planes (1 or 3).
 
-    Downsampling is nearest-neighbour to twice ``size`` (Pillow reads only those pixels) and
-    a 2x2 mean, so its cost does not grow with the image. ``dark_ink`` says how to flatten
-    transparency (see ``_transparent_ink_is_dark``); ``None`` when the image has none.
+    Downsampling averages 2x2 (or more) source pixels in Pillow's C code, and its cost does
+    not grow with the image: from 4x ``size`` up, nearest-neighbour to twice ``size`` (Pillow
+    reads only those pixels) and a 2x2 mean; from 2x, a 2x2 mean of the box (``reduce``), then
+    nearest-neighbour, or with ``exact`` (the digit's own pixels) an area-weighted box filter;
+    below 2x, a box filter. 8-bit grey and RGB stay uint8. ``dark_ink``
+    says how to flatten transparency (see ``_transparent_ink_is_dark``); ``None`` when the
+    image has none.
     """
     box_w, box_h = box[2] - box[0], box[3] - box[1]
+    ratio = min(box_w / size[0], box_h / size[1])
+    eight_bit = image.mode in ("L", "RGB")
     if (box_w, box_h) == size:
         region = image.crop(box) if box != (0, 0, image.width, image.height) else image
-        return _to_float(region, dark_ink)
-    twice = (min(2 * size[0], box_w), min(2 * size[1], box_h))
-    region = image.resize(twice, Image.Resampling.NEAREST, box=box)
-    if twice == (2 * size[0], 2 * size[1]):
+    elif eight_bit and 2 <= ratio < 4 and not exact:
+        region = image.reduce(2, box=box).resize(size, Image.Resampling.NEAREST)
+    elif eight_bit and ratio < 4:
+        region = image.resize(size, Image.Resampling.BOX, box=box)
+    elif ratio >= 2:
+        region = image.resize((2 * size[0], 2 * size[1]), Image.Resampling.NEAREST, box=box)
         if region.mode not in _REDUCIBLE:
             region = region.convert("RGBA" if has_alpha(region) else "RGB")
-        return _to_float(region.reduce(2), dark_ink)
-    pixels = _to_float(region, dark_ink)
-    resized = [
-        np.asarray(
-            Image.fromarray(np.ascontiguousarray(pixels[..., c]), "F").resize(size, Image.Resampling.BOX)
+        region = region.reduce(2)
+    else:  # 16-bit, float, palette or transparent images a little larger than ``size``
+        pixels = _to_float(image.crop(box), dark_ink)
+        return _Planes(
+            tuple(
+                np.asarray(
+                    Image.fromarray(np.ascontiguousarray(pixels[..., c]), "F").resize(
+                        size, Image.Resampling.BOX
+                    ),
+                    dtype=np.float32,
+                )
+                for c in range(pixels.shape[2])
+            ),
+            1.0,
         )
-        for c in range(pixels.shape[2])
-    ]
-    return np.stack(resized, axis=2)
+    if region.mode in ("L", "RGB"):
+        return _Planes(tuple(np.asarray(plane) for plane in region.split()), 255.0)
+    pixels = _to_float(region, dark_ink)
+    return _Planes(tuple(np.ascontiguousarray(pixels[..., c]) for c in range(pixels.shape[2])), 1.0)
+
+
+@dataclass(frozen=True)
+class _Planes:
+    """An image's colour channels: 1 or 3 (h, w) arrays, uint8 (``full`` = 255) or float32 in
+    [0, 1] (``full`` = 1). Kept as 8-bit planes where they come so: the ink strength then
+    needs one multiply per channel, not a conversion pass."""
+
+    planes: tuple[np.ndarray, ...]
+    full: float
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.planes[0].shape
+
+    def inverted(self) -> _Planes:
+        if self.full == 255.0:
+            return _Planes(tuple(np.uint8(255) - plane for plane in self.planes), 255.0)
+        return _Planes(tuple(np.float32(1.0) - plane for plane in self.planes), 1.0)
+
+    def gray(self) -> np.ndarray:
+        """Luminance (ITU-R BT.601), float32 (h, w) in [0, 1]."""
+        scale = np.float32(1.0 / self.full)
+        if len(self.planes) == 1:
+            return self.planes[0] * scale
+        gray = self.planes[0] * (_LUMA[0] * scale)
+        for plane, weight in zip(self.planes[1:], _LUMA[1:], strict=True):
+            gray += plane * (weight * scale)
+        return gray
 
 
 # Modes Pillow's Image.reduce accepts as they are.
