@@ -39,19 +39,22 @@ def label(mask: np.ndarray) -> Components:
     n = pixels.size
     if n == 0:
         return Components(pixels, pixels.copy(), 0)
-    index = np.full(mask.size, -1, dtype=np.int64)
-    index[pixels] = np.arange(n)
+    # int32 indices and boolean neighbour tests: half the memory traffic of int64 comparisons
+    # (the index grid is as large as the image; the ink is a few % of it).
+    index = np.zeros(mask.size, dtype=np.int32)
+    index[pixels] = np.arange(n, dtype=np.int32)
     grid = index.reshape(height, width)
     firsts, seconds = [], []
     for dy, dx in _OFFSETS:
         if dx >= 0:
-            a, b = grid[: height - dy, : width - dx], grid[dy:, dx:]
+            cols_a, cols_b = slice(0, width - dx), slice(dx, None)
         else:
-            a, b = grid[: height - dy, -dx:], grid[dy:, : width + dx]
-        both = (a >= 0) & (b >= 0)
-        firsts.append(a[both])
-        seconds.append(b[both])
-    first, second = np.concatenate(firsts), np.concatenate(seconds)
+            cols_a, cols_b = slice(-dx, None), slice(0, width + dx)
+        a, b = (slice(0, height - dy), cols_a), (slice(dy, None), cols_b)
+        both = mask[a] & mask[b]
+        firsts.append(grid[a][both])
+        seconds.append(grid[b][both])
+    first, second = np.concatenate(firsts).astype(np.int64), np.concatenate(seconds).astype(np.int64)
     parent = np.arange(n)
     while True:
         pa, pb = parent[first], parent[second]

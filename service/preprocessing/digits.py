@@ -171,7 +171,7 @@ class _Paper:
         """From the coarse image's planes: the paper and the coarse image's ink strength,
         float32 (h, w); ``None`` when blank (no contrast)."""
         height, width = coarse.shape
-        invert = _light_ink_on_dark(coarse.gray())
+        invert = _light_ink_on_dark(coarse)
         if invert:
             coarse = coarse.inverted()
         block = max(4, 2 * int(round(max(height, width) / BLOCKS / 2)))  # even: see _block_background
@@ -214,7 +214,7 @@ class _Paper:
         return np.maximum(darkest, np.float32(0.0), out=darkest)
 
 
-def _light_ink_on_dark(gray: np.ndarray) -> bool:
+def _light_ink_on_dark(coarse: _Planes) -> bool:
     """Whether the image is light ink on a dark background (MNIST itself, a chalkboard).
 
     The background is the majority of pixels. Paper under any light a phone can expose for is
@@ -222,9 +222,12 @@ def _light_ink_on_dark(gray: np.ndarray) -> bool:
     black backgrounds, so the median decides; in between, the ink decides: it is the side of
     the strongest departures from the local (per-block median) level.
     """
-    median = float(np.median(_subsample(gray)))
+    # The median is read on a subsample; the full luminance is needed only in between.
+    step = _subsample_step(coarse.shape[0] * coarse.shape[1])
+    median = float(np.median(coarse.gray(step)))
     if median < 0.25 or median > 0.45:
         return median < 0.25
+    gray = coarse.gray()
     height, width = gray.shape
     block = max(4, int(round(max(height, width) / BLOCKS)))
     local = _block_level(gray[..., np.newaxis], block, 0.5)[..., 0]
@@ -258,8 +261,12 @@ def _box3(values: np.ndarray) -> np.ndarray:
 
 def _subsample(values: np.ndarray) -> np.ndarray:
     """Every k-th pixel in both directions, k chosen to leave ~8,000: enough for percentiles."""
-    step = max(1, int(np.sqrt(values.size / 8000)))
+    step = _subsample_step(values.size)
     return values[::step, ::step]
+
+
+def _subsample_step(size: int) -> int:
+    return max(1, int(np.sqrt(size / 8000)))
 
 
 def _block_background(coarse: _Planes, block: int) -> tuple[np.ndarray, ...]:
@@ -402,7 +409,9 @@ def _sample(
     if (box_w, box_h) == size:
         region = image.crop(box) if box != (0, 0, image.width, image.height) else image
     elif eight_bit and 2 <= ratio < 4 and not exact:
-        region = image.reduce(2, box=box).resize(size, Image.Resampling.NEAREST)
+        region = image.reduce(int(ratio), box=box)
+        if region.size != size:
+            region = region.resize(size, Image.Resampling.NEAREST)
     elif eight_bit and ratio < 4:
         region = image.resize(size, Image.Resampling.BOX, box=box)
     elif ratio >= 2:
@@ -448,13 +457,15 @@ class _Planes:
             return _Planes(tuple(np.uint8(255) - plane for plane in self.planes), 255.0)
         return _Planes(tuple(np.float32(1.0) - plane for plane in self.planes), 1.0)
 
-    def gray(self) -> np.ndarray:
-        """Luminance (ITU-R BT.601), float32 (h, w) in [0, 1]."""
+    def gray(self, step: int = 1) -> np.ndarray:
+        """Luminance (ITU-R BT.601) of every ``step``-th pixel in both directions, float32 in
+        [0, 1]."""
         scale = np.float32(1.0 / self.full)
-        if len(self.planes) == 1:
-            return self.planes[0] * scale
-        gray = self.planes[0] * (_LUMA[0] * scale)
-        for plane, weight in zip(self.planes[1:], _LUMA[1:], strict=True):
+        planes = [plane[::step, ::step] for plane in self.planes]
+        if len(planes) == 1:
+            return planes[0] * scale
+        gray = planes[0] * (_LUMA[0] * scale)
+        for plane, weight in zip(planes[1:], _LUMA[1:], strict=True):
             gray += plane * (weight * scale)
         return gray
 
