@@ -25,6 +25,7 @@ import platform
 import subprocess
 import tempfile
 import time
+import types
 from collections.abc import Callable
 
 import numpy as np
@@ -40,6 +41,9 @@ from service.preprocessing import decode_min_side
 from service.preprocessing import digits as current
 
 BASELINE_COMMIT = "18e570b"
+# The issue-10 preprocessing before the speed and vignette work (7.8 ms p50 at 12 MP served), read
+# with ``git show`` and timed beside the current one, so both are measured under the same load.
+PREVIOUS_COMMIT = "ab89ec2"
 MODEL = PROJECT_ROOT / "models_onnx" / "mnist" / "mnist.int8.onnx"
 REPORT = PROJECT_ROOT / "models_onnx" / "mnist" / "report.md"
 SECTION = "## Phone photos (benchmarks/digit_photos.py)"
@@ -95,13 +99,16 @@ def _time_twelve_mp(
     digit: np.ndarray, label: int, runs: int, min_side: int
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Old and new preprocessing of one 12 MP photo, interleaved call by call: decoded fully,
-    and (new) decoded as the service now does (JPEG DCT scaling, sides >= ``min_side``)."""
+    and (new, and the issue-10 code of ``PREVIOUS_COMMIT``) decoded as the service now does
+    (JPEG DCT scaling, sides >= ``min_side``)."""
     photo = render_photo(digit, label, np.random.default_rng(7), frame=(4032, 3024))
     full = decode_image(photo.jpeg, 50_000_000)
     served = decode_image(photo.jpeg, 50_000_000, min_side)
+    previous = _previous_digits().mnist_digit_tensor
     timed = {
         "old, full decode": (baseline.mnist_digit_tensor, full, [], []),
         "new, full decode": (current.mnist_digit_tensor, full, [], []),
+        f"{PREVIOUS_COMMIT} (issue 10, before the speed work), served decode": (previous, served, [], []),
         f"new, served decode ({served.width}x{served.height})": (current.mnist_digit_tensor, served, [], []),
     }
     for _ in range(runs):
@@ -176,6 +183,22 @@ def _write_section(section: str) -> None:
         text = text.rstrip("\n") + "\n\n" + section
     REPORT.write_text(text)
     print(f"updated {REPORT}")
+
+
+def _previous_digits() -> types.ModuleType:
+    """``service/preprocessing/digits.py`` as of ``PREVIOUS_COMMIT``, as a module (its relative
+    imports resolve to today's ``service`` package: manifest, color, components)."""
+    source = subprocess.run(
+        ["git", "show", f"{PREVIOUS_COMMIT}:service/preprocessing/digits.py"],
+        cwd=PROJECT_ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    module = types.ModuleType("digits_previous")
+    module.__package__ = "service.preprocessing"
+    exec(compile(source, f"{PREVIOUS_COMMIT}:digits.py", "exec"), module.__dict__)  # noqa: S102 - our own file
+    return module
 
 
 def _old_model_bytes() -> bytes:

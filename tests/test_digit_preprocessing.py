@@ -96,3 +96,15 @@ def test_tiny_mid_grey_images(size):
     pixels = np.full(size[::-1], 90, dtype=np.uint8)
     pixels.flat[0] = 200
     assert _tensor(Image.fromarray(pixels)).shape == (28, 28)
+
+
+def test_digit_at_the_frame_edge_of_an_odd_sized_photo(digits):
+    """The digit's box, scaled from the working image back to the photo, can round a hair past
+    the photo's edge (201 working rows x 202 / 201 = 202.00000000000003): it is clamped, not
+    an error (it raised ValueError before)."""
+    images, _ = digits
+    digit = Image.fromarray(255 - images[0]).resize((150, 150), Image.Resampling.BICUBIC)
+    photo = Image.new("L", (385, 202), 245)
+    photo.paste(digit, (120, 92))  # the digit's lower strokes run off the bottom of the frame
+    out = _tensor(photo.convert("RGB"))
+    assert out.max() > 0.5 and (out > 0.3).sum() >= 40
