@@ -23,6 +23,7 @@ import io
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 import time
 import types
@@ -195,8 +196,9 @@ def _previous_digits() -> types.ModuleType:
         capture_output=True,
         text=True,
     ).stdout
-    module = types.ModuleType("digits_previous")
+    module = types.ModuleType("service.preprocessing._digits_previous")
     module.__package__ = "service.preprocessing"
+    sys.modules[module.__name__] = module  # dataclasses look their module up there
     exec(compile(source, f"{PREVIOUS_COMMIT}:digits.py", "exec"), module.__dict__)  # noqa: S102 - our own file
     return module
 
