@@ -108,3 +108,10 @@ def test_digit_at_the_frame_edge_of_an_odd_sized_photo(digits):
     photo.paste(digit, (120, 92))  # the digit's lower strokes run off the bottom of the frame
     out = _tensor(photo.convert("RGB"))
     assert out.max() > 0.5 and (out > 0.3).sum() >= 40
+
+
+@pytest.mark.parametrize("level", [0, 70, 90, 115, 255])
+def test_single_pixel_images_of_any_grey(level):
+    """A 1x1 image between the two polarities' medians raised ValueError (np.partition's kth
+    out of bounds) before; any single pixel is blank: no digit."""
+    assert not _tensor(Image.new("L", (1, 1), level)).any()

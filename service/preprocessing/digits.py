@@ -236,6 +236,8 @@ def _light_ink_on_dark(coarse: _Planes) -> bool:
         (width, height), Image.Resampling.BILINEAR, box=(0, 0, width / block, height / block)
     )
     departure = (gray - np.asarray(level)).ravel()
+    if departure.size < 2:  # one pixel: no ink to compare with, the median's side decides
+        return median < 0.35
     k = max(1, min(max(5, departure.size // 2000), departure.size // 2))
     darkest = -np.partition(departure, k)[:k].mean()
     brightest = np.partition(departure, departure.size - k)[-k:].mean()
