@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
@@ -24,14 +24,14 @@ from .imaging import ALLOWED_FORMATS
 from .inference import top_k as rank_row
 from .prediction import admit, find_model, respond
 from .routes import ERRORS, ModelName, TopK
-from .schemas import Prediction
+from .schemas import Prediction, WireModel
 
 BATCH_FIELD = "files"
 
 router = APIRouter()
 
 
-class ItemError(BaseModel):
+class ItemError(WireModel):
     status: int = Field(description="The HTTP status this file alone would have got.", examples=[415])
     detail: str = Field(examples=["PDF is not a supported image format; send one of: JPEG, PNG, ..."])
 
@@ -40,12 +40,12 @@ class BatchItemPrediction(Prediction):
     filename: str | None = Field(description="The part's filename, as uploaded.", examples=["digit-7.png"])
 
 
-class BatchItemError(BaseModel):
+class BatchItemError(WireModel):
     filename: str | None = Field(examples=["scan.pdf"])
     error: ItemError
 
 
-class BatchPrediction(BaseModel):
+class BatchPrediction(WireModel):
     """Per-file answers, in upload order."""
 
     model: str = Field(examples=["mnist"])

@@ -14,7 +14,7 @@ import binascii
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 from starlette.requests import Request
 
 from .config import Settings
@@ -22,13 +22,13 @@ from .dependencies import Limits
 from .errors import BadRequest, InvalidParameters
 from .prediction import admit, in_worker, predict_upload, respond
 from .registry import LoadedModel
-from .schemas import Prediction
+from .schemas import Prediction, WireModel
 from .url_fetch import fetch_image
 
 JSON_MEDIA_TYPE = "application/json"
 
 
-class ImageJson(BaseModel):
+class ImageJson(WireModel):
     """An image given inline (base64) or by URL; exactly one of the two."""
 
     model_config = ConfigDict(extra="ignore")

@@ -4,16 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
-class ClassProbability(BaseModel):
+class WireModel(BaseModel):
+    """Base of every request/response body: its validator and serializer are built on first use.
+
+    ``defer_build``: a class statement then costs only the field collection, and FastAPI's
+    ``TypeAdapter`` of a route's ``response_model`` / ``responses`` model (``Annotated[Model, ...]``)
+    defers too (pydantic reads the model's config). Lambda's init phase pays for none of the ~25
+    schemas; the first request on a route builds only the ones it returns (~1 ms each), and
+    ``/openapi.json`` builds them all when first asked.
+    """
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class ClassProbability(WireModel):
     label: str = Field(examples=["7"])
     class_index: int = Field(ge=0, examples=[7])
     probability: float = Field(ge=0.0, le=1.0, examples=[0.998])
 
 
-class Prediction(BaseModel):
+class Prediction(WireModel):
     """The answer for one image: the most probable class, its probability, and the top-k."""
 
     model: str = Field(examples=["mnist"])
@@ -29,14 +42,14 @@ class Prediction(BaseModel):
     )
 
 
-class InputInfo(BaseModel):
+class InputInfo(WireModel):
     name: str
     shape: list[int | None]
     dtype: str
     layout: str
 
 
-class ModelInfo(BaseModel):
+class ModelInfo(WireModel):
     name: str
     version: str
     task: str
@@ -55,7 +68,7 @@ class ModelInfo(BaseModel):
     tools: dict[str, str]
 
 
-class ModelSummary(BaseModel):
+class ModelSummary(WireModel):
     name: str
     version: str
     description: str
@@ -63,21 +76,21 @@ class ModelSummary(BaseModel):
     for_real_predictions: bool
 
 
-class ModelList(BaseModel):
+class ModelList(WireModel):
     default_model: str
     models: list[ModelSummary]
 
 
-class UnavailableInfo(BaseModel):
+class UnavailableInfo(WireModel):
     name: str
     reason: str
 
 
-class Health(BaseModel):
+class Health(WireModel):
     status: str = Field(description="'ok' when every model found is serving, else 'degraded'.")
     models: list[str] = Field(description="Models loaded and verified.")
     unavailable: list[UnavailableInfo] = Field(description="Models found but not served.")
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(WireModel):
     detail: Any = Field(description="What was wrong with the request.")

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from .batching import classify_files_in_worker, first_error
 from .dependencies import LimitsDep, RegistryDep, SettingsDep
@@ -20,31 +20,31 @@ from .prediction import admit, find_model
 from .protocols.tfserving import parse_instances
 from .registry import LoadedModel
 from .routes import ModelName, TopK
-from .schemas import ClassProbability
+from .schemas import ClassProbability, WireModel
 
 router = APIRouter(tags=["KServe V1 / TF-Serving"])
 
 
-class ErrorObject(BaseModel):
+class ErrorObject(WireModel):
     """The error body of the protocol routes (V1 and V2)."""
 
     error: str = Field(description="What was wrong.", examples=["no model named 'mnst'"])
     detail: Any = Field(None, description="The same message (the service's usual error field).")
 
 
-class V1ModelStatus(BaseModel):
+class V1ModelStatus(WireModel):
     name: str = Field(examples=["mnist"])
     ready: bool
 
 
-class V1Prediction(BaseModel):
+class V1Prediction(WireModel):
     label: str = Field(examples=["7"])
     class_index: int = Field(ge=0, examples=[7])
     probability: float = Field(ge=0.0, le=1.0, examples=[0.998])
     top_k: list[ClassProbability]
 
 
-class V1PredictResponse(BaseModel):
+class V1PredictResponse(WireModel):
     predictions: list[V1Prediction]
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from .batching import classify_files, first_error, run_chunked, timed
 from .config import Settings
@@ -25,6 +25,7 @@ from .prediction import admit, find_model, in_worker
 from .protocols import oip
 from .registry import LoadedModel, ModelRegistry
 from .routes import ModelName
+from .schemas import WireModel
 from .v1_routes import ErrorObject
 
 SERVER_NAME = "edge-infer"
@@ -37,27 +38,27 @@ ModelVersion = Annotated[
 ]
 
 
-class ServerLive(BaseModel):
+class ServerLive(WireModel):
     live: bool
 
 
-class ServerReady(BaseModel):
+class ServerReady(WireModel):
     ready: bool
 
 
-class ServerMetadata(BaseModel):
+class ServerMetadata(WireModel):
     name: str = Field(examples=[SERVER_NAME])
     version: str = Field(examples=["0.1.0"])
     extensions: list[str] = Field(examples=[list(oip.EXTENSIONS)])
 
 
-class TensorMetadata(BaseModel):
+class TensorMetadata(WireModel):
     name: str
     datatype: str
     shape: list[int] = Field(description="-1 for a variable dimension.")
 
 
-class ModelMetadata(BaseModel):
+class ModelMetadata(WireModel):
     name: str = Field(examples=["mnist"])
     versions: list[str] = Field(examples=[["1.0.0"]])
     platform: str = Field(examples=[oip.PLATFORM])
@@ -65,7 +66,7 @@ class ModelMetadata(BaseModel):
     outputs: list[TensorMetadata]
 
 
-class ModelReady(BaseModel):
+class ModelReady(WireModel):
     name: str
     ready: bool
 
