@@ -8,17 +8,20 @@ app at import happens once per container, in Lambda's init phase.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.datastructures import URLPath
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
+from starlette.types import Receive, Scope, Send
 
 from . import __doc__ as service_doc
-from . import batch_routes, v1_routes, v2_routes
 from .auth import api_key_dependencies
 from .config import Settings, get_settings
 from .dependencies import Limits
@@ -36,12 +39,19 @@ log = logging.getLogger(__name__)
 API_VERSION = "0.1.0"
 
 
-def create_app(settings: Settings | None = None, registry: ModelRegistry | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, registry: ModelRegistry | None = None, *, defer_protocols: bool = False
+) -> FastAPI:
     """Build the app and load (or take) its model registry.
 
     Args:
         settings: configuration; defaults to the environment (``Settings.from_env()``).
         registry: already-loaded models; defaults to loading ``settings.model_dir``.
+        defer_protocols: build the batch, KServe V1 / TF-Serving and Open Inference Protocol (V2)
+            routes on the first request that no other route answers, or when the OpenAPI
+            schema is first asked for, instead of now (``DeferredRouters``). The Lambda handler
+            sets it: those routes are a third of the app's import and build time, and most
+            environments never serve one. Same routes, same order, same schema either way.
 
     Raises:
         pydantic.ValidationError: the environment's settings are invalid (the server must not
@@ -81,29 +91,111 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     app.state.metrics = metrics
     app.state.limits = Limits.from_settings(settings, threads.workers)
     _register_error_handlers(app)
-    _include_routes(app, settings, metrics_enabled=metrics is not None)
+    deferred = _include_routes(app, settings, metrics_enabled=metrics is not None, defer=defer_protocols)
     register_pages(app, docs_enabled=settings.docs_enabled, api_key_header=settings.api_key_header)
+    if deferred is not None:
+        app.router.routes.append(deferred)  # last: it is asked only when no other route matched
     _add_middleware(app, settings, metrics)
     return app
 
 
-def _include_routes(app: FastAPI, settings: Settings, metrics_enabled: bool) -> None:
-    """``/health`` and ``/metrics`` stay open (probes, scrapers); the rest need a key if set."""
+def _protocol_routers() -> tuple[list[APIRouter], list[APIRouter]]:
+    """(routers open like ``/health``, routers behind the API key) of the batch and protocol routes."""
+    from . import batch_routes, v1_routes, v2_routes
+
+    return [v2_routes.open_router], [batch_routes.router, v1_routes.router, v2_routes.router]
+
+
+def _include_routes(
+    app: FastAPI, settings: Settings, metrics_enabled: bool, defer: bool
+) -> DeferredRouters | None:
+    """``/health`` and ``/metrics`` stay open (probes, scrapers); the rest need a key if set.
+
+    Returns the placeholder of the protocol routes when ``defer``, else None (all included).
+    """
     auth = api_key_dependencies(settings.api_keys, settings.api_key_header)
+
+    def include_open(routers: list[APIRouter]) -> None:
+        for router in routers:
+            app.include_router(router)
+
+    def include_keyed(routers: list[APIRouter]) -> None:
+        for router in routers:
+            app.include_router(router, dependencies=auth, responses={401: UNAUTHORIZED} if auth else {})
+
     app.include_router(open_router)
-    app.include_router(v2_routes.open_router)  # /v2/health/*: probes, like /health
+    after_open = len(app.router.routes)
     if metrics_enabled:
         app.include_router(metrics_router)
-    for router in (api_router, batch_routes.router, v1_routes.router, v2_routes.router):
-        app.include_router(router, dependencies=auth, responses={401: UNAUTHORIZED} if auth else {})
+    include_keyed([api_router])
+    after_keyed = len(app.router.routes)
+
+    def include_protocols() -> None:
+        # At their places: /v2/health/* after /health (probes), the rest after the native API.
+        opened, keyed = _protocol_routers()
+        _insert_included(app, after_keyed, lambda: include_keyed(keyed))
+        _insert_included(app, after_open, lambda: include_open(opened))
+
+    deferred = DeferredRouters(app, include_protocols) if defer else None
+    if deferred is None:
+        include_protocols()
     openapi = app.openapi
 
     def documented() -> dict[str, Any]:
+        if deferred is not None:
+            deferred.include()
         if app.openapi_schema is None:
             app.openapi_schema = document_settings(openapi(), settings)
         return app.openapi_schema
 
     app.openapi = documented  # type: ignore[method-assign]
+    return deferred
+
+
+def _insert_included(app: FastAPI, index: int, include: Callable[[], None]) -> None:
+    """Run ``include`` (which appends routes) and move what it appended to ``index``."""
+    routes = app.router.routes
+    start = len(routes)
+    include()
+    added = routes[start:]
+    del routes[start:]
+    routes[index:index] = added
+
+
+class DeferredRouters(BaseRoute):
+    """Stands, last in the app's routes, for routers that are included on first need.
+
+    Starlette asks each route in order whether it matches; only a request that no route before
+    this one fully matched reaches it. Then it includes the routers (at their own places, so
+    the app ends up exactly as if built eagerly), removes itself, and hands the request back to
+    the router, which now routes it -- or answers 404 / 405 as it would have. ``include`` is
+    also called before the OpenAPI schema is built. Idempotent; requests are served on one
+    event loop, so two cannot include at once.
+    """
+
+    def __init__(self, app: FastAPI, include: Callable[[], None]) -> None:
+        self._app = app
+        self._include: Callable[[], None] | None = include
+
+    def include(self) -> None:
+        if self._include is None:
+            return
+        include, self._include = self._include, None
+        self._app.router.routes.remove(self)
+        include()
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        return (Match.FULL, {}) if self._include is not None and scope["type"] == "http" else (Match.NONE, {})
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.include()
+        await self._app.router.app(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        """A route name, looked up once the routers are in (``request.url_for`` reaches here
+        only when no route before this one has the name)."""
+        self.include()
+        return self._app.router.url_path_for(name, **path_params)
 
 
 def _add_middleware(app: FastAPI, settings: Settings, metrics: Metrics | None) -> None:

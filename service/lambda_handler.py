@@ -37,7 +37,7 @@ from .preprocessing import decode_min_side  # noqa: E402
 from .registry import ModelRegistry  # noqa: E402
 
 try:
-    app = create_app()
+    app = create_app(defer_protocols=True)
     handler = Mangum(app, lifespan="off")
 finally:
     gc.freeze()
