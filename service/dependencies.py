@@ -6,7 +6,8 @@ concurrency limits on ``app.state``; handlers declare them as parameters::
     async def handler(settings: SettingsDep, registry: RegistryDep, limits: LimitsDep) -> ...
 
 so routes are plain module-level functions that any app instance (tests, Lambda, uvicorn) can
-serve.
+serve. The readers are ``async``: FastAPI runs a plain ``def`` dependency in a worker thread, a
+thread hop per dependency per request for an attribute read.
 """
 
 from __future__ import annotations
@@ -40,19 +41,19 @@ class Limits:
         return cls(anyio.CapacityLimiter(settings.max_pending_predictions), anyio.CapacityLimiter(workers))
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _registry(request: Request) -> ModelRegistry:
+async def _registry(request: Request) -> ModelRegistry:
     return request.app.state.registry
 
 
-def _metrics(request: Request) -> Metrics | None:
+async def _metrics(request: Request) -> Metrics | None:
     return request.app.state.metrics
 
 
-def _limits(request: Request) -> Limits:
+async def _limits(request: Request) -> Limits:
     return request.app.state.limits
 
 

@@ -80,7 +80,7 @@ TOP_K_HELP = "How many classes to return, most probable first."
 ModelName = Annotated[str, Path(max_length=64, description="A model name from `GET /models`.")]
 
 
-def top_k_param(
+async def top_k_param(
     settings: SettingsDep, top_k: Annotated[int | None, Query(ge=1, description=TOP_K_HELP)] = None
 ) -> int:
     """The ``top_k`` query parameter: ``settings.default_top_k`` when absent, at most
