@@ -43,29 +43,46 @@ from convert.quantize import QuantizationConfig, quantize
 from .paths import BUILD, BUILD_MODELS, KERAS_WEIGHTS, MNIST_NPZ
 from .stats import percentile
 
-# Variant name -> changes to the family's chosen config (its excluded operators are kept).
+# Variant name -> changes to the family's chosen config (its excluded operators are kept). Every
+# variant sets all the fields the variants differ in, so the family's default does not leak in.
+_PLAIN = {"reduce_range": False, "float_edges": False, "calibration": "minmax", "bias_correction": False}
 VARIANTS: dict[str, dict[str, Any]] = {
-    "U8U8 per-channel": {"weight_type": "uint8", "reduce_range": False},
-    "U8S8 per-channel": {"weight_type": "int8", "reduce_range": False},
-    "U8S8 per-channel reduce_range": {"weight_type": "int8", "reduce_range": True},
+    "U8U8 per-channel": {**_PLAIN, "weight_type": "uint8"},
+    "U8S8 per-channel": {**_PLAIN, "weight_type": "int8"},
+    "U8S8 per-channel reduce_range": {**_PLAIN, "weight_type": "int8", "reduce_range": True},
     "U8S8 per-channel reduce_range, float edges": {
+        **_PLAIN,
         "weight_type": "int8",
         "reduce_range": True,
         "float_edges": True,
     },
     "U8S8 per-channel reduce_range, percentile 99.999": {
+        **_PLAIN,
         "weight_type": "int8",
         "reduce_range": True,
         "calibration": "percentile",
         "percentile": 99.999,
     },
     "U8S8 per-channel reduce_range, entropy": {
+        **_PLAIN,
         "weight_type": "int8",
         "reduce_range": True,
         "calibration": "entropy",
     },
+    "U8S8 per-channel, bias correction": {**_PLAIN, "weight_type": "int8", "bias_correction": True},
+    "U8S8 per-channel reduce_range, bias correction": {
+        **_PLAIN,
+        "weight_type": "int8",
+        "reduce_range": True,
+        "bias_correction": True,
+    },
 }
-LATENCY_ONLY_VARIANTS = ("U8U8 per-channel", "U8S8 per-channel", "U8S8 per-channel reduce_range")
+LATENCY_ONLY_VARIANTS = (
+    "U8U8 per-channel",
+    "U8S8 per-channel",
+    "U8S8 per-channel reduce_range",
+    "U8S8 per-channel reduce_range, bias correction",
+)
 
 
 @dataclass(frozen=True)

@@ -170,31 +170,29 @@ class KerasAppRecipe(Recipe):
         )
 
 
-# Architectures built on depthwise / separable convolutions: their int8 accuracy decides the format.
-DEPTHWISE_ARCHITECTURES = frozenset({"mobilenet", "mobilenet_v2", "xception"})
-
-
 def default_quantization(architecture: str) -> QuantizationConfig:
-    """The int8 settings chosen for ``architecture`` (per-channel QDQ, uint8 activations,
-    min-max calibration, Softmax kept in float), by measurement on both instruction sets.
+    """The int8 settings chosen for ``architecture``, the same for every architecture and CPU:
+    U8S8 per-channel QDQ (uint8 activations, int8 weights) with 7-bit weights (``reduce_range``)
+    and bias correction, min-max calibration, Softmax kept in float.
 
-    Depthwise architectures keep U8U8 (uint8 weights): ONNX Runtime's U8U8 kernels widen to
-    int16 before multiplying, so they cannot saturate on AVX2, and U8U8 is the most accurate
-    format measured. MobileNet v1 0.75, 1,000 ImageNet val images (fp32 0.785), on an AMD EPYC
-    with AVX-512 VNNI: U8U8 0.780, U8S8 0.771, U8S8 + reduce_range (7-bit weights) 0.774, + float
-    first/last layers 0.772, + percentile 0.769, + entropy 0.774; cats vs dogs (MobileNetV2
-    backbone, 640 held-out photos, fp32 0.9812): U8U8 0.9797, U8S8 0.9828, U8S8 + reduce_range
-    0.9656. Full-range U8S8 saturates in AVX2's ``vpmaddubsw`` (shown under qemu ``-cpu
-    Haswell``), and 7-bit weights cost depthwise models 1-1.6 points even on VNNI, so no U8S8
-    file met the accuracy bounds on both CPUs; the price is speed on VNNI (U8U8 ~1.1x fp32 there,
-    U8S8 ~2x). Command: ``python -m benchmarks.quantization``; README "How a model is made".
+    Why, by measurement (``python -m benchmarks.quantization``; README "Quantization sweep"):
 
-    Other architectures (plain convolutions: ResNet, VGG, DenseNet, Inception) use U8S8 with
-    7-bit weights (``reduce_range``): the fast U8S8 kernels, no int16 saturation on AVX2 CPUs.
+    - U8S8 runs ONNX Runtime's fast int8 kernels (VNNI ``vpdpbusd``, AMX, arm64 dot products);
+      7-bit weights keep AVX2's ``vpmaddubsw`` int16 pair sums (2 x 255 x 64 < 32,767) from
+      saturating, so one file is correct on every x86 CPU (full-range U8S8 is not: MobileNet v1
+      0.58 vs 0.76 top-1 on 50 images under qemu ``-cpu Haswell``).
+    - Bias correction (``QuantizationConfig.bias_correction``) removes the mean output shift of
+      the weights' rounding, which is what cost the 7-bit depthwise models their accuracy:
+      MobileNet v1 0.75, 1,000 ImageNet val images, fp32 0.785: U8S8 reduce_range 0.773 ->
+      0.788 with bias correction (top-1 agreement with fp32 0.92 -> 0.963); U8U8 (the previous
+      choice, ~1.1x fp32 on VNNI) 0.780; full-range U8S8 0.771. Per-node weight types (uint8
+      depthwise + int8 pointwise) were no more accurate (0.765-0.772) and 5x slower than fp32
+      (mixed kernels), so they were dropped.
+
+    ``architecture`` is accepted for the day a family needs its own choice; today all share one.
     """
-    if architecture in DEPTHWISE_ARCHITECTURES:
-        return QuantizationConfig(per_channel=True, activation_type="uint8", weight_type="uint8")
-    return QuantizationConfig.x86_u8s8_reduced(calibration="minmax")
+    del architecture  # one format for all, see above
+    return QuantizationConfig.x86_u8s8_reduced(calibration="minmax", bias_correction=True)
 
 
 def load_model(options: KerasAppRecipe) -> Any:
