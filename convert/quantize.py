@@ -257,4 +257,7 @@ PRESETS: dict[str, QuantizationConfig] = {
     "u8u8": QuantizationConfig(weight_type="uint8"),
     "u8s8": QuantizationConfig(weight_type="int8"),
     "u8s8_reduce_range": QuantizationConfig(weight_type="int8", reduce_range=True),
+    "u8s8_reduce_range_bias_correction": QuantizationConfig(
+        weight_type="int8", reduce_range=True, bias_correction=True
+    ),
 }
