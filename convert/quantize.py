@@ -201,7 +201,7 @@ def correct_biases(
         if name not in outputs and name not in graph_inputs:
             probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
-    sums = dict.fromkeys(wanted, 0.0)
+    sums: dict[str, np.ndarray] = {name: np.zeros(1) for name in wanted}  # broadcast to [C] on first add
     count = 0
     names = [o.name for o in session.get_outputs()]
     while (batch := reader.get_next()) is not None:
