@@ -29,6 +29,14 @@ RULES: tuple[Rule, ...] = (
     Rule("numpy/_core/lib", "static npymath library and pkg-config files, for compiling"),
     Rule("numpy/f2py", "Fortran wrapper generator; numpy imports it only on attribute access"),
     Rule("numpy/_pyinstaller", "PyInstaller hooks"),
+    # numpy >= 2 loads these subpackages lazily (numpy.__getattr__) and serving never touches
+    # them (checked: none is in sys.modules after digit, ImageNet, batch and V2 requests; the
+    # digit normaliser uses np.partition, not np.median, which would import numpy.ma).
+    Rule("numpy/random", "random generators (3.0 MB); lazily imported, never by serving"),
+    Rule("numpy/polynomial", "polynomial classes; lazily imported, never by serving"),
+    Rule("numpy/testing", "numpy's test helpers"),
+    Rule("numpy/_core/_simd.*.so", "SIMD dispatch test module (1.5 MB), imported only by numpy's tests"),
+    Rule("numpy/_core/_*_tests.*.so", "C test extensions for numpy's own test suite"),
     Rule("onnxruntime/tools", "model conversion/inspection tools; not imported by `import onnxruntime`"),
     Rule("onnxruntime/transformers", "transformer-graph optimizer, an offline tool"),
     Rule("onnxruntime/quantization", "quantization is done by convert/ at build time, not serving"),

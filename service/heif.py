@@ -2,14 +2,15 @@
 
 Both are ISO base media files (an ``ftyp`` box naming the brand, then ``meta`` and ``mdat``).
 AVIF is decoded by Pillow itself (``PIL.AvifImagePlugin``, Pillow >= 11.3 built with libavif);
-HEIC (HEVC-coded, iPhone's default since iOS 11) needs ``pillow-heif``, a binding of libheif
-(https://pillow-heif.readthedocs.io). Importing pillow-heif costs ~0.1-0.14 s (measured with
-Pillow already loaded, AMD EPYC) and its libraries ~26 MB on disk, so it is imported and
-registered with Pillow on the first HEIC only; requests with other formats never load it.
+HEIC (HEVC-coded, iPhone's default since iOS 11) needs ``pi-heif``, the decode-only build of
+pillow-heif, a binding of libheif + libde265 (https://pypi.org/project/pi-heif/,
+https://pillow-heif.readthedocs.io); pillow-heif itself also bundles the x265 encoder, 27.4 MB
+instead of 4.1 MB in the Lambda package. Importing it still costs ~0.1 s, so it is imported
+and registered with Pillow on the first HEIC only; requests with other formats never load it.
 
 Both plugins report the image size from the header, so the caller's pixel limit is checked
 before any pixel is decoded. libheif applies the HEIF rotation/mirror boxes (``irot``/``imir``)
-while decoding and pillow-heif then resets the EXIF orientation to 1; Pillow's AVIF plugin does
+while decoding and pi-heif then resets the EXIF orientation to 1; Pillow's AVIF plugin does
 the same for AVIF. ``ImageOps.exif_transpose`` afterwards is therefore a no-op, not a second
 rotation.
 """
@@ -23,7 +24,7 @@ from PIL import Image
 
 log = logging.getLogger(__name__)
 
-HEIF = "HEIF"  # pillow-heif's Pillow format name (HEIC files included)
+HEIF = "HEIF"  # pi-heif's Pillow format name (HEIC files included)
 AVIF = "AVIF"  # Pillow's own AVIF plugin
 
 # ftyp brands (ISO/IEC 23008-12 for HEIF/HEIC, AV1 Image File Format spec for AVIF).
@@ -72,7 +73,7 @@ def formats_for(data: bytes, allowed: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def heif_loaded() -> bool:
-    """True once pillow-heif has been imported and registered (by the first HEIC)."""
+    """True once pi-heif has been imported and registered (by the first HEIC)."""
     return _heif_registered
 
 
@@ -84,12 +85,12 @@ def _register_heif() -> None:
         if _heif_registered:
             return
         try:
-            import pillow_heif
+            import pi_heif
         except ImportError:  # not installed (a trimmed package): HEIC stays a 415
-            log.warning("pillow-heif is not installed; HEIC images are refused")
+            log.warning("pi-heif is not installed; HEIC images are refused")
             return
         # Thumbnails, depth maps and auxiliary images are never used to classify.
-        pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+        pi_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
         _heif_registered = True
 
 

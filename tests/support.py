@@ -48,6 +48,23 @@ def encode(image: Image.Image | np.ndarray, fmt: str = "PNG", **save_args) -> by
     return buffer.getvalue()
 
 
+def heic_bytes(
+    image: Image.Image, quality: int = 90, append_images: tuple[Image.Image, ...] = (), **save_args
+) -> bytes:
+    """``image`` (then ``append_images``, a sequence) as a HEIC file, written by pillow-heif's
+    x265 encoder (a test-only dependency); ``save_args`` as ``HeifFile.save`` takes them (e.g.
+    ``exif``). Its opener is *not* registered, so what decodes the bytes is the service's pi-heif.
+    """
+    import pillow_heif
+
+    heif_file = pillow_heif.from_pillow(image)
+    for other in append_images:
+        heif_file.add_from_pillow(other)
+    buffer = io.BytesIO()
+    heif_file.save(buffer, quality=quality, **save_args)
+    return buffer.getvalue()
+
+
 @contextlib.contextmanager
 def running_server(
     model_dir: Path = BUNDLED_MODELS, *, uvicorn_args: tuple[str, ...] = (), **env: str

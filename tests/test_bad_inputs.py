@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .support import encode, mnist_test_digits
+from .support import encode, heic_bytes, mnist_test_digits
 
 DIGITS, LABELS = mnist_test_digits(40)
 LIMIT_BYTES = 6 * 1024 * 1024  # service default (config.Settings.max_body_bytes)
@@ -141,14 +141,7 @@ TIFF_A = encode(_digit(A), "TIFF")
 AVIF_A = encode(_digit(A).convert("RGB"), "AVIF", quality=90)
 
 
-def _heic(image: Image.Image) -> bytes:
-    import pillow_heif  # the service registers only the opener; the encoder is for tests
-
-    pillow_heif.register_heif_opener()
-    return encode(image, "HEIF", quality=90)
-
-
-HEIC_A = _heic(_digit(A).convert("RGB"))
+HEIC_A = heic_bytes(_digit(A).convert("RGB"))
 ALLOWED = "send one of: JPEG, PNG, GIF, WEBP, BMP, TIFF, HEIF, AVIF"
 
 

@@ -1,7 +1,7 @@
 """HEIC and AVIF uploads: real photos and a real MNIST digit encoded by the libraries' encoders.
 
-HEIC files are written by pillow-heif (libheif + x265), AVIF files by Pillow (libavif), from the
-cats-vs-dogs photos and MNIST test digits in ../shared.
+HEIC files are written by pillow-heif's x265 encoder (and decoded by the service's pi-heif), AVIF
+files by Pillow (libavif), from the cats-vs-dogs photos and MNIST test digits in ../shared.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from service.imaging import decode_image
 from service.inference import classify
 from service.registry import load_model
 
-from .support import BUNDLED_MODELS, PROJECT_ROOT, SHARED_DATA, encode, mnist_test_digits
+from .support import BUNDLED_MODELS, PROJECT_ROOT, SHARED_DATA, encode, heic_bytes, mnist_test_digits
 
 CAT_PHOTO = SHARED_DATA / "cats_vs_dogs" / "cats" / "cat.4002.jpg"
 DOG_PHOTO = SHARED_DATA / "cats_vs_dogs" / "dogs" / "dog.4001.jpg"
@@ -28,16 +28,9 @@ FORMATS = ["HEIF", "AVIF"]
 MAX_PIXELS = 40_000_000
 
 
-def _register_heif_encoder() -> None:
-    # The service registers only the opener, lazily; the tests need pillow-heif's encoder too.
-    import pillow_heif
-
-    pillow_heif.register_heif_opener()
-
-
 def encode_as(image: Image.Image, fmt: str, **save_args) -> bytes:
     if fmt == "HEIF":
-        _register_heif_encoder()
+        return heic_bytes(image, **save_args)
     return encode(image, fmt, quality=90, **save_args)
 
 
@@ -74,8 +67,9 @@ def test_exif_orientation_is_applied_once(fmt: str) -> None:
 def test_first_frame_of_a_sequence_is_used(fmt: str) -> None:
     first, second = Image.new("RGB", (64, 48), (250, 0, 0)), Image.new("RGB", (64, 48), (0, 0, 250))
     if fmt == "HEIF":
-        _register_heif_encoder()
-    data = encode(first, fmt, save_all=True, append_images=[second])
+        data = heic_bytes(first, append_images=(second,))
+    else:
+        data = encode(first, fmt, save_all=True, append_images=[second])
     red, green, blue = decode_image(data, MAX_PIXELS).convert("RGB").getpixel((10, 10))
     assert red > 200 and blue < 50
 
@@ -118,7 +112,7 @@ def test_mnist_digits_classify_the_same_as_png(fmt: str) -> None:
     assert agree == len(digits)
 
 
-def test_pillow_heif_is_loaded_on_the_first_heic_only(tmp_path) -> None:
+def test_pi_heif_is_loaded_on_the_first_heic_only(tmp_path) -> None:
     files = {
         "a.jpg": CAT_PHOTO.read_bytes(),
         "a.avif": encode_as(photo(), "AVIF"),
@@ -138,9 +132,9 @@ def test_pillow_heif_is_loaded_on_the_first_heic_only(tmp_path) -> None:
             print("text: 415")
         decode_image(jpeg, 40_000_000)
         decode_image(avif, 40_000_000)
-        print("after jpeg+avif:", "pillow_heif" in sys.modules)
+        print("after jpeg+avif:", "pi_heif" in sys.modules)
         decode_image(heic, 40_000_000)
-        print("after heic:", "pillow_heif" in sys.modules)
+        print("after heic:", "pi_heif" in sys.modules)
         """
     )
     paths = [str(tmp_path / name) for name in files]
