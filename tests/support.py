@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +50,29 @@ def encode(image: Image.Image | np.ndarray, fmt: str = "PNG", **save_args) -> by
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **save_args)
     return buffer.getvalue()
+
+
+def lambda_child(script: str, *args: str, model_dir: Path) -> dict:
+    """Run ``script`` in a fresh interpreter set up as a Lambda environment would be (function
+    name set, models from ``model_dir``, warnings-only logs) and return the JSON object it
+    prints last. Fails the test with the child's stderr when it exits non-zero."""
+    env = {
+        **os.environ,
+        "EDGE_MODEL_DIR": str(model_dir),
+        "AWS_LAMBDA_FUNCTION_NAME": "edge-infer",
+        "EDGE_LOG_LEVEL": "WARNING",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def heic_bytes(

@@ -9,9 +9,6 @@ interpreter with real API Gateway events, and compare the deferred app with the 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 from fastapi.routing import iter_route_contexts
@@ -19,7 +16,7 @@ from fastapi.routing import iter_route_contexts
 from service.app import create_app
 from service.config import Settings
 
-from .support import BUNDLED_MODELS, PROJECT_ROOT
+from .support import BUNDLED_MODELS, lambda_child
 
 DEFERRED_MODULES = ("service.batch_routes", "service.v1_routes", "service.v2_routes", "service.protocols")
 
@@ -44,23 +41,7 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="module")
 def lambda_run() -> dict:
-    env = {
-        **os.environ,
-        "EDGE_MODEL_DIR": str(BUNDLED_MODELS),
-        "AWS_LAMBDA_FUNCTION_NAME": "edge-infer",
-        "EDGE_LOG_LEVEL": "WARNING",
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, json.dumps(DEFERRED_MODULES)],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return lambda_child(CHILD, json.dumps(DEFERRED_MODULES), model_dir=BUNDLED_MODELS)
 
 
 def test_lambda_init_leaves_the_protocol_modules_unimported(lambda_run: dict) -> None:

@@ -8,14 +8,9 @@ calls ``awslambdaric.lambda_runtime_hooks_runner.run_before_snapshot`` and
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
-from .support import PROJECT_ROOT, encode, mnist_test_digits
+from .support import PROJECT_ROOT, encode, lambda_child, mnist_test_digits
 
 pytest.importorskip("snapshot_restore_py")
 pytest.importorskip("awslambdaric.lambda_runtime_hooks_runner")
@@ -54,25 +49,7 @@ def restored(tmp_path_factory):
     images, labels = mnist_test_digits(1)
     upload = tmp_path_factory.mktemp("snap") / "digit.png"
     upload.write_bytes(encode(images[0]))
-    env = {
-        **os.environ,
-        "EDGE_MODEL_DIR": str(PROJECT_ROOT / "models_onnx"),
-        "AWS_LAMBDA_FUNCTION_NAME": "edge-infer",
-        "EDGE_LOG_LEVEL": "WARNING",
-    }
-    results = []
-    for _ in range(2):
-        done = subprocess.run(
-            [sys.executable, "-c", CHILD, str(upload)],
-            cwd=PROJECT_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    results = [lambda_child(CHILD, str(upload), model_dir=PROJECT_ROOT / "models_onnx") for _ in range(2)]
     return results, int(labels[0])
 
 
