@@ -200,8 +200,9 @@ class _Paper:
         if self.invert and not inverted:
             pixels = pixels.inverted()
         height, width = pixels.shape
-        grid_box = tuple(v / self.block for v in region)
-        darkest = None
+        left, top, right, bottom = region
+        grid_box = (left / self.block, top / self.block, right / self.block, bottom / self.block)
+        darkest: np.ndarray | None = None
         # One buffer per channel, updated in place: fewer full-size passes and allocations
         # (each allocation of a working-size array is fresh pages from the OS).
         for plane, light_grid in zip(pixels.planes, self.background, strict=True):
@@ -211,6 +212,7 @@ class _Paper:
             ratio = np.divide(np.float32(1.0 / pixels.full), np.asarray(light))
             np.multiply(ratio, plane, out=ratio)
             darkest = ratio if darkest is None else np.minimum(darkest, ratio, out=darkest)
+        assert darkest is not None  # one plane at least (grey) or three (colour)
         np.subtract(np.float32(1.0), darkest, out=darkest)
         return np.maximum(darkest, np.float32(0.0), out=darkest)
 
