@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import math
 import sys
 import time
@@ -40,6 +39,7 @@ from service.manifest import MANIFEST_FILENAME, ImageNetPreprocessing
 from service.preprocessing import decode_min_side, imagenet
 from service.registry import LoadedModel, load_model
 
+from .output import emit
 from .paths import SHARED_DATA
 
 MAX_PIXELS = 10**9
@@ -177,10 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             model.name,
             tuple(args.also_margin),
         )
-    print(json.dumps(results, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    emit(results, args.out)
     return 0
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import sys
 import time
@@ -31,6 +30,7 @@ from PIL import Image
 from convert.cpu import cpu_info
 
 from .memory_bursts import model_server, phone_jpegs
+from .output import emit
 from .paths import PROJECT_ROOT
 from .stats import percentile
 
@@ -145,10 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     result["command"] = " ".join(["python -m benchmarks.http_sizes", *sys.argv[1:]])
     result["cpu"] = cpu_info()
     result["load_average"] = os.getloadavg()
-    print(json.dumps(result, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    emit(result, args.out)
     return 0
 
 

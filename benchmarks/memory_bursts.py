@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import contextlib
 import io
-import json
 import os
 import statistics
 import sys
@@ -34,6 +33,7 @@ import psutil
 from PIL import Image
 
 from . import servers
+from .output import emit
 from .paths import PROJECT_ROOT, SHARED_DATA
 
 PHONE_SIZE = (4032, 3024)
@@ -228,10 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     results = run(args)
-    print(json.dumps(results, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    emit(results, args.out)
     return 0
 
 
