@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -115,3 +117,22 @@ def test_single_pixel_images_of_any_grey(level):
     """A 1x1 image between the two polarities' medians raised ValueError (np.partition's kth
     out of bounds) before; any single pixel is blank: no digit."""
     assert not _tensor(Image.new("L", (1, 1), level)).any()
+
+
+def test_concurrent_calls_of_different_sizes_match_one_at_a_time(digits):
+    """The coarse pass works on buffers lent from a small pool (service.preprocessing.workspace):
+    calls on several threads at once, on photos of different sizes and polarities, must give
+    exactly what each gives alone."""
+    images, _ = digits
+    photos = []
+    for i, size in enumerate([(385, 202), (640, 480), (300, 420), (1008, 756), (97, 131), (512, 512)]):
+        photo = Image.new("RGB", size, (235, 228, 210))
+        digit = Image.fromarray(255 - images[i]).resize((min(size) // 2,) * 2, Image.Resampling.BICUBIC)
+        photo.paste(digit.convert("RGB"), (size[0] // 4, size[1] // 4))
+        photos.append(photo if i % 2 else Image.fromarray(255 - np.asarray(photo)))  # light ink on dark too
+    alone = [_tensor(photo) for photo in photos]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        together = list(pool.map(_tensor, photos * 8))
+    for i, out in enumerate(together):
+        assert np.array_equal(out, alone[i % len(photos)])
+    assert all(out.max() > 0.5 for out in alone)
