@@ -25,8 +25,10 @@ from . import allocator, heif
 from .errors import BadImage, PayloadTooLarge, UnsupportedImage
 
 # Decoding photos on worker threads is what fragments glibc's heap (an arena per thread, a
-# rising mmap threshold); tune it once, before any worker thread exists. See service.allocator.
+# rising mmap threshold); tune it once, before any worker thread exists, and let Pillow reuse
+# image blocks rather than map fresh pages for every image. See service.allocator.
 allocator.limit_fragmentation()
+allocator.reuse_image_blocks()
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", heif.HEIF, heif.AVIF)
 

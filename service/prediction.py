@@ -55,7 +55,7 @@ from PIL import Image
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
-from . import preprocessing
+from . import allocator, preprocessing
 from .errors import BadImage, InvalidForm, ModelMisconfigured, ModelNotFound, ModelUnavailable, Overloaded
 from .imaging import decode_image
 from .inference import Ranked, run, top_k
@@ -83,6 +83,10 @@ __all__ = [
 
 UPLOAD_FIELD = "file"
 T = TypeVar("T")
+# Requests in flight at once that count as a burst: after one drains, free heap pages go back
+# to the OS (service.allocator.BurstRelease). Four is twice a 2-vCPU host's inference workers.
+BURST_IN_FLIGHT = 4
+_BURSTS = allocator.BurstRelease(BURST_IN_FLIGHT)
 
 
 # --- event loop ----------------------------------------------------------------------------
@@ -93,7 +97,8 @@ async def admit(limiter: anyio.CapacityLimiter) -> AsyncIterator[None]:
     """Hold one of ``limiter``'s tokens for the block, or refuse at once with a 503.
 
     One token per request: anyio ties a token to the task holding it, and every request is
-    its own task (uvicorn, Mangum); a batch request is admitted once, not per image.
+    its own task (uvicorn, Mangum); a batch request is admitted once, not per image. When the
+    last request of a burst leaves, free heap pages go back to the OS (``BURST_IN_FLIGHT``).
     """
     try:
         limiter.acquire_nowait()
@@ -102,10 +107,12 @@ async def admit(limiter: anyio.CapacityLimiter) -> AsyncIterator[None]:
             f"server busy: {limiter.borrowed_tokens} predictions in progress; retry shortly",
             headers={"Retry-After": "1"},
         ) from None
+    _BURSTS.entered(limiter.borrowed_tokens)
     try:
         yield
     finally:
         limiter.release()
+        _BURSTS.left(limiter.borrowed_tokens)
 
 
 async def read_upload(request: Request) -> bytes:
