@@ -19,7 +19,7 @@ Elsewhere than glibc (musl, macOS), it does nothing.
 
 The price of a fixed 64 KiB threshold is that every larger block is a fresh mapping, paged in
 and zeroed by the kernel on first touch (~2.6 us per 4 KiB page on this project's KVM VMs): a
-12 MP digit photo's preprocessing paid ~2,000 page faults, more than its arithmetic.
+12 MP digit photo's preprocessing paid 2,500-3,300 page faults, more than its arithmetic.
 ``reuse_image_blocks`` lets Pillow keep a bounded number of freed image blocks for the next
 image (Pillow's block allocator, https://pillow.readthedocs.io/en/stable/reference/block_allocator.html):
 64 KiB blocks, at most 16 kept (1 MiB). numpy's working arrays are reused by the code that
@@ -121,8 +121,8 @@ class BurstRelease:
         self._peak = max(self._peak, in_flight)
 
     def left(self, in_flight: int) -> None:
-        if in_flight == 0 and self._peak >= self._burst:
-            self._peak = 0
+        if in_flight:
+            return
+        drained_a_burst, self._peak = self._peak >= self._burst, 0
+        if drained_a_burst:
             threading.Thread(target=self._release, name="release-free-memory", daemon=True).start()
-        elif in_flight == 0:
-            self._peak = 0
