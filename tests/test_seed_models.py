@@ -105,7 +105,8 @@ def test_default_predict_route_and_exif_orientation(seed_http, seed_models):
     frame, so once turned upright its pixels differ from the original's by up to ~6 levels
     (mean ~0.4), and the model's confidence moves with them, fp32 as much as int8 (0.922 vs
     0.874 fp32, 0.880 vs 0.846 int8 for this photo, model trained on an AMD EPYC; 0.898 vs 0.805
-    int8 with the model a Sapphire Rapids machine trained, whose oneDNN kernels give other weights). Comparing its confidence with the original's therefore measured the model's
+    int8 with the model a Sapphire Rapids machine trained, whose oneDNN kernels give other
+    weights). Comparing its confidence with the original's therefore measured the model's
     sensitivity to JPEG re-encoding, not the orientation handling. What is compared instead:
     the answer for the tagged JPEG equals the answer for *its own* pixels turned upright by the
     test and sent losslessly (PNG) -- identical tensors, so identical outputs on any CPU -- and
