@@ -150,6 +150,15 @@ def test_readme_headline_table_is_the_results() -> None:
     )
 
 
+def test_make_bench_rewrites_the_readme_headline_in_place(tmp_path: Path) -> None:
+    """What ``make bench`` does to the README (``report.update_readme``) leaves it unchanged
+    when the results are unchanged: one headline block, nothing appended."""
+    copy = tmp_path / "README.md"
+    copy.write_text(README.read_text())
+    report.update_readme(copy, report.headline(_results()), report.HEADLINE_START, report.HEADLINE_END)
+    assert copy.read_text() == README.read_text()
+
+
 def test_readme_is_short() -> None:
     size = README.stat().st_size
     assert size <= README_MAX_BYTES, (
