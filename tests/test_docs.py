@@ -251,3 +251,41 @@ def test_readme_configuration_table_names_every_setting() -> None:
     settings = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
     assert settings - documented == set(), "settings missing from README's configuration table"
     assert documented - settings == set(), "README's configuration table names unknown settings"
+
+
+def _code_spans() -> list[tuple[str, str]]:
+    """(file name, code span or code block text) of README.md and every docs/ page."""
+    spans = []
+    for page in [README, *sorted((ROOT / "docs").glob("*.md"))]:
+        text = page.read_text()
+        spans += [(page.name, s) for s in re.findall(r"```.*?```|`[^`\n]+`", text, flags=re.S)]
+    return spans
+
+
+# Repository paths named in the docs (a URL path such as /docs/assets/* is not one).
+REPO_PATH = re.compile(r"(?<![/\w.])((?:service|convert|benchmarks|infra|tests|models_onnx)/[\w./*-]*)")
+
+
+def test_paths_commands_and_objects_named_in_the_docs_exist() -> None:
+    """Files, ``python -m`` modules and ``service.*`` objects the docs name are in the code, so
+    moving a module (or a results file) without its documentation fails here."""
+    import importlib
+    import importlib.util
+
+    problems = []
+    for page, span in _code_spans():
+        for path in REPO_PATH.findall(span):
+            if not any(ROOT.glob(path.rstrip("/"))):
+                problems.append(f"{page}: {path} does not exist")
+        for module in re.findall(r"python3? -m ((?:benchmarks|convert|service|infra)\b[\w.]*)", span):
+            if importlib.util.find_spec(module) is None:
+                problems.append(f"{page}: python -m {module}: no such module")
+        for name in re.findall(r"(?<![\w.])(service(?:\.\w+)+(?::\w+)?)", span):
+            module_name, _, attribute = name.replace(":", ".").rpartition(".")
+            try:
+                found = hasattr(importlib.import_module(module_name), attribute)
+            except ImportError:
+                found = importlib.util.find_spec(name.replace(":", ".")) is not None
+            if not found:
+                problems.append(f"{page}: {name} does not exist")
+    assert not problems, "\n".join(problems)
