@@ -5,6 +5,11 @@
 - The benchmark tables are rendered from ``benchmarks/results/results.json`` by
   ``benchmarks.report.markdown`` (the renderer ``make bench`` uses), wherever a page holds
   ``RESULTS_MARKER``; the chart ``benchmarks/results/chart.png`` is added to the site beside them.
+- The per-pod sizing table (``sizing_markdown``) is rendered from the same file wherever a page
+  holds ``SIZING_MARKER``.
+
+No number from a benchmark is copied by hand into a page: a new ``make bench`` shows on the
+next build.
 
 ``tests/test_docs.py`` builds the site with ``mkdocs build --strict`` and checks the rendered
 tables against the results file.
@@ -91,6 +96,7 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
     if SIZING_MARKER in markdown:
         markdown = markdown.replace(SIZING_MARKER, sizing_markdown())
     if RESULTS_MARKER in markdown:
-        page_dir = str(Path(page.file.src_uri).parent).replace(".", "")
+        parent = Path(page.file.src_uri).parent
+        page_dir = "" if parent == Path(".") else parent.as_posix()
         markdown = markdown.replace(RESULTS_MARKER, results_markdown(page_dir))
     return markdown
