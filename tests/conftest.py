@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from .support import MNIST_NPZ, uvicorn_server
+from .support import require_shared_data, uvicorn_server
 
 
 @pytest.fixture(scope="session")
@@ -22,28 +21,11 @@ def http(server_url: str) -> Iterator[httpx.Client]:
         yield client
 
 
-def _shared_data_missing() -> str | None:
-    """Why ../shared/data cannot be read (None when it can): MNIST is the proxy for the set."""
-    if not MNIST_NPZ.is_file():
-        return (
-            f"real test data missing: {MNIST_NPZ} (../shared must sit beside the clone, "
-            "or SHARED_DATA point at its data/ folder)"
-        )
-    return None
-
-
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Tests marked ``shared_data`` skip with the reason when ../shared/data is absent, so the
-    pure unit tests still run anywhere; under CI=true that skip is a failure (CI always has the
-    data beside the clone, so a skip there means a broken set-up)."""
-    if item.get_closest_marker("shared_data") is None:
-        return
-    missing = _shared_data_missing()
-    if missing is None:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true but {missing}", pytrace=False)
-    pytest.skip(missing)
+    pure unit tests still run anywhere; under CI=true that skip is a failure."""
+    if item.get_closest_marker("shared_data") is not None:
+        require_shared_data()
 
 
 # The seed models (cats vs dogs, ImageNet classifiers): built once per session, on first use.

@@ -30,7 +30,7 @@ pytest.importorskip("tensorflow")
 imagenet_data = pytest.importorskip("convert.imagenet_data")
 cats_vs_dogs = pytest.importorskip("convert.cats_vs_dogs")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 VAL_DIR = IMAGENET_VAL
 
 
