@@ -69,7 +69,7 @@ def create_app(
         },
     )
     if registry is None:
-        registry = load_registry(settings.model_dir, threads.intra_op_threads)
+        registry = load_registry(settings.model_dir, threads.intra_op_threads, settings.model_cache)
     app = FastAPI(
         title="edge-infer",
         version=API_VERSION,

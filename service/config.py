@@ -42,7 +42,15 @@ class Settings(BaseModel):
     # hide_input_in_errors: a refused start-up must not print EDGE_API_KEYS into the logs.
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
-    model_dir: Path = Field(DEFAULT_MODEL_DIR, description="Directory scanned for */manifest.json.")
+    # A str only for an s3:// URI (service.model_sources); anything else becomes an absolute Path.
+    model_dir: Path | str = Field(
+        DEFAULT_MODEL_DIR,
+        description="Directory scanned for */manifest.json, or s3://bucket/prefix/ for a model store.",
+    )
+    model_cache: Path = Field(
+        Path("/tmp/edge-infer-models"),
+        description="Folder the models of an s3:// EDGE_MODEL_DIR are copied into (Lambda: under /tmp).",
+    )
     default_model: str = Field("mnist", description="Model answering POST /predict.")
     intra_op_threads: int = Field(
         0, ge=0, description="ONNX Runtime intra-op threads per session; 0 = from the CPU budget."
@@ -162,7 +170,14 @@ class Settings(BaseModel):
 
     @field_validator("model_dir")
     @classmethod
-    def _absolute(cls, value: Path) -> Path:
+    def _absolute(cls, value: Path | str) -> Path | str:
+        if isinstance(value, str) and value.startswith("s3://"):
+            return value
+        return Path(value).expanduser().resolve()
+
+    @field_validator("model_cache")
+    @classmethod
+    def _absolute_cache(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
     @model_validator(mode="after")
