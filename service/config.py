@@ -131,6 +131,23 @@ class Settings(BaseModel):
             "scrape a short-lived execution environment and prometheus-client only adds cold start."
         ),
     )
+    emf: bool = Field(
+        default_factory=lambda: "AWS_LAMBDA_FUNCTION_NAME" in os.environ,
+        description=(
+            "One CloudWatch Embedded Metric Format line per request on stdout (service.emf). "
+            "On by default on Lambda, where CloudWatch Logs turns it into metrics."
+        ),
+    )
+    emf_namespace: str = Field(
+        "edge-infer", min_length=1, max_length=255, description="CloudWatch namespace."
+    )
+    otel: bool = Field(
+        False,
+        description=(
+            "Export OpenTelemetry spans of each request and its stages over OTLP (service.otel; "
+            "needs the otel extra; OTEL_* variables configure the exporter)."
+        ),
+    )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
     log_json: bool = Field(True, description="One JSON object per log line (False: plain text).")
 
