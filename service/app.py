@@ -239,7 +239,7 @@ def _add_middleware(app: FastAPI, settings: Settings, metrics: Metrics | None) -
     if settings.emf:
         from .emf import EmfWriter
 
-        emf = EmfWriter(settings.emf_namespace)
+        emf = EmfWriter()
     app.add_middleware(RequestContext, metrics=metrics, spans=spans, emf=emf)
 
 

@@ -138,9 +138,6 @@ class Settings(BaseModel):
             "On by default on Lambda, where CloudWatch Logs turns it into metrics."
         ),
     )
-    emf_namespace: str = Field(
-        "edge-infer", min_length=1, max_length=255, description="CloudWatch namespace."
-    )
     otel: bool = Field(
         False,
         description=(

@@ -5,7 +5,7 @@ object into metrics -- no agent, no API call, nothing added to the request's lat
 (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html).
 It is Lambda's counterpart of ``/metrics`` (off there: nothing scrapes an execution environment).
 
-Each line has two metric directives in namespace ``EDGE_EMF_NAMESPACE`` (default ``edge-infer``):
+Each line has two metric directives in the namespace ``edge-infer`` (``NAMESPACE``):
 
 - dimensions ``[Service, FunctionVersion]``: ``Requests``, ``Errors4xx``, ``Errors5xx``
   (Count, 0 or 1) and ``RequestLatency`` (Milliseconds). Per version, so a canary deployment's
@@ -35,6 +35,7 @@ from .stages import DECODE, INFERENCE, PREPROCESS, StageTimes
 
 MILLISECONDS = "Milliseconds"
 COUNT = "Count"
+NAMESPACE = "edge-infer"
 _STAGE_METRICS = (
     (DECODE, "DecodeLatency"),
     (PREPROCESS, "PreprocessLatency"),
@@ -47,7 +48,7 @@ class EmfWriter:
 
     def __init__(
         self,
-        namespace: str = "edge-infer",
+        namespace: str = NAMESPACE,
         service: str | None = None,
         version: str | None = None,
         stream: TextIO | None = None,

@@ -10,7 +10,7 @@ import copy
 import pytest
 
 from infra import validate
-from service.emf import EmfWriter
+from service.emf import NAMESPACE, EmfWriter
 from service.metrics import RequestRecord
 from service.stages import StageTimes
 
@@ -82,9 +82,8 @@ def test_rollback_alarm_reads_the_metrics_the_service_writes(sam: dict) -> None:
     function = sam["Resources"]["EdgeInferFunction"]["Properties"]
     variables = function["Environment"]["Variables"]
     assert variables["EDGE_EMF"] == "true"
-    assert variables["EDGE_EMF_NAMESPACE"] == {"Ref": "MetricsNamespace"}
-    namespace = sam["Parameters"]["MetricsNamespace"]["Default"]
-    line = EmfWriter(namespace, "fn", "3").document(
+    namespace = NAMESPACE
+    line = EmfWriter(NAMESPACE, "fn", "3").document(
         RequestRecord("POST", "/predict", 503, 0.01), StageTimes()
     )
     directives = {
