@@ -238,3 +238,18 @@ def test_s3_location_parses_bucket_and_prefix(uri: str, bucket: str, prefix: str
 def test_s3_location_refuses_what_is_not_a_bucket_uri(uri: str) -> None:
     with pytest.raises(ValueError):
         S3Location.parse(uri)
+
+
+def test_sam_template_grants_s3_reads_only_for_a_model_bucket() -> None:
+    from infra import validate
+
+    translated = validate.translate_sam(validate.as_packaged(validate.load_sam_template()))
+    (policy,) = translated["Resources"]["EdgeInferFunctionRole"]["Properties"]["Policies"]
+    condition, granted, otherwise = policy["Fn::If"]
+    assert condition == "HasModelBucket" and otherwise == {"Ref": "AWS::NoValue"}
+    (statement,) = granted["PolicyDocument"]["Statement"]
+    assert {"s3:GetObject", "s3:ListBucket"} <= set(statement["Action"])
+    assert not any(a.startswith("s3:Put") or a.startswith("s3:Delete") for a in statement["Action"])
+    assert translated["Conditions"]["HasModelBucket"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ModelBucket"}, ""]}]
+    }
