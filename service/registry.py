@@ -121,7 +121,7 @@ def load_registry(
     copied into ``cache_dir`` (``service.model_sources``; default ``DEFAULT_MODEL_CACHE``).
     """
     registry = ModelRegistry()
-    if isinstance(model_dir, str):
+    if isinstance(model_dir, str) and model_dir.startswith("s3://"):
         from .model_sources import fetch_s3_models
 
         fetched = fetch_s3_models(model_dir, cache_dir or DEFAULT_MODEL_CACHE)
@@ -129,6 +129,7 @@ def load_registry(
             registry.unavailable[name] = UnavailableModel(name, reason)
         manifests = fetched.manifests
     else:
+        model_dir = Path(model_dir)
         manifests = sorted(model_dir.glob(f"*/{MANIFEST_FILENAME}")) if model_dir.is_dir() else []
     if not manifests and not registry.unavailable:
         log.warning("no model manifests found", extra={"model_dir": str(model_dir)})
