@@ -28,9 +28,7 @@ TRACESTATE = "tracestate"
 XRAY_HEADER = "x-amzn-trace-id"
 
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
-_XRAY_ROOT = re.compile(r"(?:^|;)\s*Root=1-([0-9a-f]{8})-([0-9a-f]{24})(?:;|$)")
-_XRAY_PARENT = re.compile(r"(?:^|;)\s*Parent=([0-9a-f]{16})(?:;|$)")
-_XRAY_SAMPLED = re.compile(r"(?:^|;)\s*Sampled=([01])(?:;|$)")
+_HEX = frozenset("0123456789abcdef")
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 SAMPLED = 0x01
@@ -100,18 +98,26 @@ def parse_traceparent(value: str) -> tuple[str, str, int] | None:
     return trace_id, parent_id, int(flags, 16)
 
 
+def _is_hex(value: str, length: int) -> bool:
+    return len(value) == length and set(value) <= _HEX
+
+
 def parse_xray(value: str) -> tuple[str, str | None, int] | None:
-    """(trace id, parent id or None, flags) from an ``X-Amzn-Trace-Id`` header, else None."""
-    root = _XRAY_ROOT.search(value)
-    if root is None:
+    """(trace id, parent id or None, flags) from an ``X-Amzn-Trace-Id`` header, else None.
+
+    The header is ``;``-separated ``key=value`` fields; ``Root`` is ``1-{8 hex}-{24 hex}``.
+    """
+    fields = dict(part.strip().partition("=")[::2] for part in value.split(";"))
+    version, _, rest = fields.get("Root", "").partition("-")
+    epoch, _, unique = rest.partition("-")
+    if version != "1" or not _is_hex(epoch, 8) or not _is_hex(unique, 24):
         return None
-    trace_id = root.group(1) + root.group(2)
+    trace_id = epoch + unique
     if trace_id == _ZERO_TRACE:
         return None
-    parent = _XRAY_PARENT.search(value)
-    sampled = _XRAY_SAMPLED.search(value)
-    parent_id = parent.group(1) if parent and parent.group(1) != _ZERO_SPAN else None
-    return trace_id, parent_id, SAMPLED if sampled and sampled.group(1) == "1" else 0
+    parent = fields.get("Parent", "")
+    parent_id = parent if _is_hex(parent, 16) and parent != _ZERO_SPAN else None
+    return trace_id, parent_id, SAMPLED if fields.get("Sampled") == "1" else 0
 
 
 def from_headers(headers: list[tuple[bytes, bytes]]) -> TraceContext:

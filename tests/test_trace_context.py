@@ -54,7 +54,14 @@ def test_xray_root_maps_to_the_same_128_bit_trace_id() -> None:
         None,
         0,
     )
-    assert parse_xray("Root=garbage") is None
+    for bad in (
+        "Root=garbage",
+        "Root=1-5759e988-bd862e3fe1be46a99427279",  # 23 hex digits, not 24
+        "Root=2-5759e988-bd862e3fe1be46a994272793",  # unknown version
+        "Root=1-5759E988-BD862E3FE1BE46A994272793",  # upper case
+        "Parent=53995c3f42cd8ad8;Sampled=1",  # no root
+    ):
+        assert parse_xray(bad) is None, bad
 
 
 @pytest.fixture(scope="module")
