@@ -49,6 +49,9 @@ from .manifest import MANIFEST_FILENAME, Manifest, sha256_of
 log = logging.getLogger(__name__)
 
 S3_SCHEME = "s3://"
+# The /health entry when the prefix cannot be listed: no model name is known then, and the
+# bucket's name stays out of an unauthenticated endpoint (the log line has the URI).
+STORE_ENTRY = "(model store)"
 # A model folder name as it may appear in a cache path: no separators, no "." or "..".
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 # A manifest is a few kB (ImageNet's 1000 labels: ~30 kB); anything far larger is not one.
@@ -119,7 +122,7 @@ def fetch_s3_models(uri: str, cache_dir: Path, client: Any = None) -> FetchedMod
     Returns:
         The local manifest paths of the models fetched, sorted by name, and the reason for each
         model that was not. Listing the prefix itself failing (denied, no such bucket) leaves
-        no manifest and one unavailable entry named by the URI. Never raises for what the
+        no manifest and one unavailable entry, ``STORE_ENTRY``. Never raises for what the
         store answers.
     """
     from botocore.exceptions import BotoCoreError, ClientError
@@ -132,20 +135,27 @@ def fetch_s3_models(uri: str, cache_dir: Path, client: Any = None) -> FetchedMod
         names = list_model_names(client, location)
     except (BotoCoreError, ClientError) as exc:
         reason = f"cannot list the model store: {_s3_reason(exc)}"
-        result.unavailable[str(location)] = reason
-        log.error("model store unreadable", extra={"model_dir": str(location), "reason": reason})
+        result.unavailable[STORE_ENTRY] = reason
+        log.error(
+            "model store unreadable",
+            extra={"model_dir": str(location), "reason": reason, "error": str(exc)},
+        )
         return result
     for name in names:
         try:
             manifest_path = fetch_model(client, location, name, cache_root)
         except (BotoCoreError, ClientError) as exc:
             result.unavailable[name] = f"cannot read the model from the store: {_s3_reason(exc)}"
+            error = str(exc)
         except (ValueError, OSError) as exc:
             result.unavailable[name] = str(exc) if isinstance(exc, ValueError) else _os_reason(exc)
+            error = repr(exc)
         else:
             result.manifests.append(manifest_path)
             continue
-        log.error("model unavailable", extra={"model": name, "reason": result.unavailable[name]})
+        log.error(
+            "model unavailable", extra={"model": name, "reason": result.unavailable[name], "error": error}
+        )
     return result
 
 
@@ -246,13 +256,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def _s3_reason(exc: Exception) -> str:
-    """The store's error code and message (e.g. ``AccessDenied``), without bucket or endpoint."""
+    """The store's error code (``AccessDenied``, ``NoSuchKey``, ``NoSuchBucket``...) or the
+    client's error class. Not the message: S3's AccessDenied message names the caller's role
+    ARN and the resource, which an unauthenticated /health must not show (the log has it)."""
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
-        error = response.get("Error", {})
-        code = error.get("Code") or "error"
-        message = error.get("Message") or ""
-        return f"{code} ({message})" if message else str(code)
+        return str(response.get("Error", {}).get("Code") or "error")
     return type(exc).__name__
 
 
