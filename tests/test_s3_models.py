@@ -10,6 +10,7 @@ app serves the good one over HTTP and names each other one in ``/health`` with i
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -253,3 +254,78 @@ def test_sam_template_grants_s3_reads_only_for_a_model_bucket() -> None:
     assert translated["Conditions"]["HasModelBucket"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "ModelBucket"}, ""]}]
     }
+
+
+SNAPSTART_CHILD = r"""
+import json, sys
+from benchmarks.lambda_events import LambdaContext, http_api_v2_event, multipart
+
+import service.lambda_handler as lh  # the init phase: the models come from S3 here
+from awslambdaric import lambda_runtime_hooks_runner
+
+lambda_runtime_hooks_runner.run_before_snapshot()
+print(json.dumps({"phase": "snapshot", "ready": sorted(lh.app.state.registry.ready)}), flush=True)
+sys.stdin.readline()  # the test stops the S3 server meanwhile: a restore has no store to ask
+lambda_runtime_hooks_runner.run_after_restore()
+content_type, body = multipart(open(sys.argv[1], "rb").read())
+response = lh.handler(http_api_v2_event("/predict", body, content_type), LambdaContext())
+result = {"phase": "restored", "status": response["statusCode"], "body": response["body"]}
+print(json.dumps(result), flush=True)
+"""
+
+
+def test_with_snapstart_the_download_is_in_the_snapshot_not_after_restore(tmp_path: Path) -> None:
+    """The Lambda handler fetches the models at init, before the snapshot hooks; a restored
+    environment answers with the S3 server gone."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("awslambdaric.lambda_runtime_hooks_runner")
+    from .support import PROJECT_ROOT
+
+    digits, labels = mnist_test_digits(1)
+    image = tmp_path / "digit.png"
+    image.write_bytes(encode(digits[0]))
+    with moto_server() as moto:
+        s3 = moto.client()
+        s3.create_bucket(Bucket=BUCKET)
+        for name in ("manifest.json", "mnist.int8.onnx"):
+            _put(s3, f"mnist/{name}", (MNIST / name).read_bytes())
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EDGE_"))},
+            **moto.env("testing", "testing"),
+            "AWS_LAMBDA_FUNCTION_NAME": "edge-infer",
+            "EDGE_MODEL_DIR": f"s3://{BUCKET}/{PREFIX}",
+            "EDGE_MODEL_CACHE": str(tmp_path / "cache"),
+            "EDGE_LOG_LEVEL": "WARNING",
+        }
+        child = subprocess.Popen(
+            [sys.executable, "-c", SNAPSTART_CHILD, str(image)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            snapshot = _phase(child, "snapshot")
+        except BaseException:
+            child.kill()
+            raise
+    assert snapshot["ready"] == ["mnist"]
+    try:
+        out, err = child.communicate("restore\n", timeout=120)
+    finally:
+        child.kill()
+    assert child.returncode == 0, err[-3000:]
+    restored = next(json.loads(line) for line in out.splitlines() if '"phase": "restored"' in line)
+    assert restored["status"] == 200
+    assert json.loads(restored["body"])["prediction"] == str(labels[0])
+
+
+def _phase(child, name: str) -> dict:
+    for line in child.stdout:
+        if f'"phase": "{name}"' in line:
+            return json.loads(line)
+    raise AssertionError(f"child ended before {name}: {child.stderr.read()[-3000:]}")
