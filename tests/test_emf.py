@@ -18,7 +18,7 @@ import sys
 import jsonschema
 import pytest
 
-from .support import BUNDLED_MODELS, PROJECT_ROOT
+from .support import BUNDLED_MODELS, MNIST_NPZ, PROJECT_ROOT, require_shared_data
 
 UNITS = [
     "Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Gigabytes",
@@ -119,6 +119,7 @@ def validate_emf(line: dict) -> None:
 
 @pytest.fixture(scope="module")
 def emitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[int], list[dict]]:
+    require_shared_data(MNIST_NPZ)  # the child sends a real MNIST digit
     models = tmp_path_factory.mktemp("models")
     shutil.copytree(BUNDLED_MODELS / "mnist", models / "mnist")
     broken = models / "broken"
