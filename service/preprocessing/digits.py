@@ -40,7 +40,9 @@ from PIL import Image
 
 from ..manifest import MnistDigitPreprocessing
 from .color import RESAMPLING, gray_float, has_alpha
-from .components import label
+from .components import Components, label
+from .lines import line_pixels
+from .sheet import find_sheet
 from .workspace import Workspace, WorkspacePool
 
 # Longer side, in pixels, of the image the digit is located in; also the smallest side the
@@ -69,6 +71,16 @@ MAX_GAP = 0.35
 # A block darker than its closing by more than this (relative) is covered by ink and takes the
 # closing's level; others keep their own (the closing overestimates curved light fall-off).
 FILL_DROP = 0.08
+# A component longer than this fraction of the frame's height or width may hold a long straight
+# line (a rule, a margin line, a sheet or table edge: see .lines); no digit is that long.
+LINE_LENGTH = 0.45
+# So may one longer than this fraction and this many times longer than it is wide.
+LINE_PIECE = 0.1
+# Lines are traced in ink above this fraction of the digit's threshold.
+LINE_INK = 0.5
+# Gaps a removed rule leaves in the digit's strokes, up to 2x this many pixels, are closed.
+LINE_GAP = 3
+LINE_ELONGATION = 4
 # Components touching the frame (edge shadows, the table) weigh this much when picking the digit.
 BORDER_WEIGHT = 0.25
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -191,7 +203,11 @@ class _Paper:
         """From the coarse image's planes: the paper and the coarse image's ink strength,
         float32 (h, w) on ``workspace``; ``None`` when blank (no contrast)."""
         height, width = coarse.shape
-        invert = _light_ink_on_dark(coarse)
+        step = _subsample_step(height * width)
+        small = coarse.gray(step)
+        # A sheet on a desk: ink is looked for inside the sheet only, and the sheet is paper.
+        inside = find_sheet(coarse.darkest(step) if len(coarse.planes) > 1 else small)
+        invert = False if inside is not None else _light_ink_on_dark(coarse, small)
         if invert:
             coarse = coarse.inverted()
         block = max(4, 2 * int(round(max(height, width) / BLOCKS / 2)))  # even: see _block_background
@@ -200,13 +216,17 @@ class _Paper:
         raw = paper.strength(
             coarse, (0.0, 0.0, float(width), float(height)), inverted=True, workspace=workspace
         )
+        if inside is not None:
+            # The subsample grid's mask, each cell covering step x step coarse pixels.
+            grid = np.repeat(np.repeat(inside, step, axis=0), step, axis=1)[:height, :width]
+            np.multiply(raw, grid, out=raw)
         # Stroke intensities are read unsmoothed, above the raw noise (measured first: the 3x3
         # mean below reuses the raw buffer).
-        raw_median, raw_spread = _median_spread(raw)
+        raw_median, raw_spread = _median_spread(raw, inside)
         raw_peak = float(raw.max())
         # The digit is found on a 3x3 mean: noise drops 3x, grainy pencil strokes join up.
         strength = _box3(raw, workspace.array("scratch", raw.shape))
-        median, spread = _median_spread(strength)
+        median, spread = _median_spread(strength, inside)
         peak = float(strength.max())
         if peak - median < MIN_CONTRAST:
             return None
@@ -269,7 +289,7 @@ def _bilinear_weights(size: int, start: float, stop: float, out_size: int) -> np
     return matrix
 
 
-def _light_ink_on_dark(coarse: _Planes) -> bool:
+def _light_ink_on_dark(coarse: _Planes, small: np.ndarray) -> bool:
     """Whether the image is light ink on a dark background (MNIST itself, a chalkboard).
 
     The background is the majority of pixels. Paper under any light a phone can expose for is
@@ -277,9 +297,9 @@ def _light_ink_on_dark(coarse: _Planes) -> bool:
     black backgrounds, so the median decides; in between, the ink decides: it is the side of
     the strongest departures from the local (per-block median) level.
     """
-    # The median is read on a subsample; the full luminance is needed only in between.
-    step = _subsample_step(coarse.shape[0] * coarse.shape[1])
-    median = _quantile(coarse.gray(step), 0.5)
+    # The median is read on ``small``, the luminance of every ``_subsample_step``-th pixel;
+    # the full luminance is needed only in between.
+    median = _quantile(small, 0.5)
     if median < 0.25 or median > 0.45:
         return median < 0.25
     gray = coarse.gray()
@@ -298,9 +318,12 @@ def _light_ink_on_dark(coarse: _Planes) -> bool:
     return bool(brightest > darkest)
 
 
-def _median_spread(values: np.ndarray) -> tuple[float, float]:
-    """Median and robust standard deviation (1.4826 x median absolute deviation)."""
+def _median_spread(values: np.ndarray, where: np.ndarray | None = None) -> tuple[float, float]:
+    """Median and robust standard deviation (1.4826 x median absolute deviation) of a
+    subsample of ``values``; with ``where`` (bool, the subsample's shape), of its True cells."""
     sample = _subsample(values)
+    if where is not None:
+        sample = sample[where]
     median = _quantile(sample, 0.5)
     return median, 1.4826 * _quantile(np.abs(sample - np.float32(median)), 0.5)
 
@@ -459,6 +482,25 @@ def _digit_mask(strength: np.ndarray, threshold: float, workspace: Workspace) ->
         return None
     height, width = ink.shape
     rows, cols = np.divmod(parts.pixels, width)
+    removed = None  # flat indices of ink taken out as lines
+    spans = _spans(parts, rows, cols)
+    # Pieces of lines: long, or long-ish and thin (a rule broken by noise or by a shadow).
+    reach = (spans / np.array([height, width])).max(axis=1)
+    thin = spans.max(axis=1) >= LINE_ELONGATION * spans.min(axis=1)
+    long = (reach >= LINE_LENGTH) | ((reach >= LINE_PIECE) & thin)
+    if long.any():
+        # Rules, margin lines, sheet and table edges: taken out, and the rest labelled again.
+        # They are looked for in fainter ink than the digit's: a thin rule is often only
+        # pieces above the digit's threshold.
+        faint = np.flatnonzero(strength > LINE_INK * threshold)
+        on_line = line_pixels(*np.divmod(faint, width), (height, width))
+        removed = faint[on_line & (strength.ravel()[faint] > threshold)]
+        if removed.size:
+            ink.ravel()[removed] = False
+            parts = label(ink)
+            if parts.count == 0:
+                return None
+            rows, cols = np.divmod(parts.pixels, width)
     n = parts.count
     area = np.bincount(parts.labels, minlength=n)
     mass = np.bincount(parts.labels, weights=strength.ravel()[parts.pixels], minlength=n)
@@ -499,7 +541,44 @@ def _digit_mask(strength: np.ndarray, threshold: float, workspace: Workspace) ->
     mask = ink.reshape(-1)  # the ink mask is not needed past this point: its buffer is reused
     mask.fill(False)
     mask[parts.pixels[kept[parts.labels]]] = True
+    if removed is not None and removed.size:
+        # Where a rule crossed the digit, its strokes lost the rule's pixels: those inside
+        # the digit's outline (a closing of its strokes) are given back.
+        closed = _closing(mask.reshape(ink.shape), LINE_GAP)
+        mask[removed[closed.ravel()[removed]]] = True
     return mask.reshape(ink.shape)
+
+
+def _closing(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary closing by a (2 radius + 1) square, computed in the mask's True box (+ radius)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    out = np.zeros_like(mask)
+    if rows.size == 0:
+        return out
+    top, left = max(int(rows[0]) - radius, 0), max(int(cols[0]) - radius, 0)
+    bottom, right = int(rows[-1]) + radius + 1, int(cols[-1]) + radius + 1
+    box = np.pad(mask[top:bottom, left:right], radius)
+    grown = box.copy()
+    for _ in range(radius):
+        grown = _dilate(grown)
+    shrunk = ~grown
+    for _ in range(radius):
+        shrunk = _dilate(shrunk)
+    inner = ~shrunk[radius:-radius, radius:-radius]
+    out[top:bottom, left:right] = inner[: out[top:bottom].shape[0], : out[:, left:right].shape[1]]
+    return out
+
+
+def _spans(parts: Components, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Each component's height and width in pixels: int64 (count, 2)."""
+    spans = np.empty((parts.count, 2), dtype=np.int64)
+    for axis, coordinate in enumerate((rows, cols)):
+        low = np.full(parts.count, np.iinfo(np.int64).max)
+        high = np.full(parts.count, -1)
+        np.minimum.at(low, parts.labels, coordinate)
+        np.maximum.at(high, parts.labels, coordinate)
+        spans[:, axis] = high - low + 1
+    return spans
 
 
 def _dilate(mask: np.ndarray) -> np.ndarray:
@@ -613,6 +692,16 @@ class _Planes:
         if self.full == 255.0:
             return _Planes(tuple(np.uint8(255) - plane for plane in self.planes), 255.0)
         return _Planes(tuple(np.float32(1.0) - plane for plane in self.planes), 1.0)
+
+    def darkest(self, step: int = 1) -> np.ndarray:
+        """The smallest channel of every ``step``-th pixel in both directions, float32 in
+        [0, 1]: paper of any tint is high in all three, a wooden or coloured desk is low in
+        one (the blue of brown wood), even where its luminance is close to a tinted paper's."""
+        planes = [plane[::step, ::step] for plane in self.planes]
+        darkest = np.minimum(planes[0], planes[1])
+        for plane in planes[2:]:
+            np.minimum(darkest, plane, out=darkest)
+        return darkest * np.float32(1.0 / self.full)
 
     def gray(self, step: int = 1) -> np.ndarray:
         """Luminance (ITU-R BT.601) of every ``step``-th pixel in both directions, float32 in
