@@ -206,7 +206,9 @@ class _Paper:
         step = _subsample_step(height * width)
         small = coarse.gray(step)
         # A sheet on a desk: ink is looked for inside the sheet only, and the sheet is paper.
-        inside = find_sheet(coarse.darkest(step) if len(coarse.planes) > 1 else small)
+        # (on a grid twice as sparse again: ~2,000 samples are plenty for a sheet's outline)
+        sheet_step = 2 * step
+        inside = find_sheet(coarse.darkest(sheet_step) if len(coarse.planes) > 1 else small[::2, ::2])
         invert = False if inside is not None else _light_ink_on_dark(coarse, small)
         if invert:
             coarse = coarse.inverted()
@@ -218,8 +220,9 @@ class _Paper:
         )
         if inside is not None:
             # The subsample grid's mask, each cell covering step x step coarse pixels.
-            grid = np.repeat(np.repeat(inside, step, axis=0), step, axis=1)[:height, :width]
+            grid = np.repeat(np.repeat(inside, sheet_step, axis=0), sheet_step, axis=1)[:height, :width]
             np.multiply(raw, grid, out=raw)
+            inside = grid[::step, ::step]
         # Stroke intensities are read unsmoothed, above the raw noise (measured first: the 3x3
         # mean below reuses the raw buffer).
         raw_median, raw_spread = _median_spread(raw, inside)
@@ -483,7 +486,8 @@ def _digit_mask(strength: np.ndarray, threshold: float, workspace: Workspace) ->
     height, width = ink.shape
     rows, cols = np.divmod(parts.pixels, width)
     removed = None  # flat indices of ink taken out as lines
-    spans = _spans(parts, rows, cols)
+    top, bottom, left, right = _boxes(parts, rows, cols, (height, width))
+    spans = np.stack([bottom - top + 1, right - left + 1], axis=1)
     # Pieces of lines: long, or long-ish and thin (a rule broken by noise or by a shadow).
     reach = (spans / np.array([height, width])).max(axis=1)
     thin = spans.max(axis=1) >= LINE_ELONGATION * spans.min(axis=1)
@@ -501,17 +505,10 @@ def _digit_mask(strength: np.ndarray, threshold: float, workspace: Workspace) ->
             if parts.count == 0:
                 return None
             rows, cols = np.divmod(parts.pixels, width)
+            top, bottom, left, right = _boxes(parts, rows, cols, (height, width))
     n = parts.count
     area = np.bincount(parts.labels, minlength=n)
     mass = np.bincount(parts.labels, weights=strength.ravel()[parts.pixels], minlength=n)
-    top = np.full(n, height)
-    np.minimum.at(top, parts.labels, rows)
-    bottom = np.zeros(n, dtype=np.int64)
-    np.maximum.at(bottom, parts.labels, rows)
-    left = np.full(n, width)
-    np.minimum.at(left, parts.labels, cols)
-    right = np.zeros(n, dtype=np.int64)
-    np.maximum.at(right, parts.labels, cols)
     at_border = (top == 0) | (left == 0) | (bottom == height - 1) | (right == width - 1)
     # Heavy and dark: residues of shadow edges can be as heavy as a digit, never as dark.
     score = mass * (mass / area) * np.where(at_border, BORDER_WEIGHT, 1.0)
@@ -569,16 +566,21 @@ def _closing(mask: np.ndarray, radius: int) -> np.ndarray:
     return out
 
 
-def _spans(parts: Components, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Each component's height and width in pixels: int64 (count, 2)."""
-    spans = np.empty((parts.count, 2), dtype=np.int64)
-    for axis, coordinate in enumerate((rows, cols)):
-        low = np.full(parts.count, np.iinfo(np.int64).max)
-        high = np.full(parts.count, -1)
-        np.minimum.at(low, parts.labels, coordinate)
-        np.maximum.at(high, parts.labels, coordinate)
-        spans[:, axis] = high - low + 1
-    return spans
+def _boxes(
+    parts: Components, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each component's top, bottom, left and right pixel (inclusive): int64 (count,) each."""
+    height, width = shape
+    n = parts.count
+    top = np.full(n, height)
+    np.minimum.at(top, parts.labels, rows)
+    bottom = np.zeros(n, dtype=np.int64)
+    np.maximum.at(bottom, parts.labels, rows)
+    left = np.full(n, width)
+    np.minimum.at(left, parts.labels, cols)
+    right = np.zeros(n, dtype=np.int64)
+    np.maximum.at(right, parts.labels, cols)
+    return top, bottom, left, right
 
 
 def _dilate(mask: np.ndarray) -> np.ndarray:

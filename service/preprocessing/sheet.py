@@ -35,7 +35,9 @@ MIN_BOX_FILL = 0.55
 MAX_SHEET = 0.97
 MIN_SURROUND = 0.04
 MIN_SHARPNESS = 0.45
-ERODE = 2
+ERODE = 1
+# The sheet is brighter than its surround by at least this much (0-1).
+MIN_CONTRAST = 0.1
 # At least this fraction of the sheet is brighter than Otsu's threshold (ink covers the rest).
 MIN_PAPER = 0.8
 # Border pixels "clearly darker" than the paper: below this fraction of its level.
@@ -63,47 +65,56 @@ def find_sheet(small: np.ndarray) -> np.ndarray | None:
     threshold, dark_mean = _otsu(flat)
     # A shadow across the sheet can make Otsu's split the lit paper from the rest: then a
     # threshold halfway down to the surround's mean is tried.
-    for level in (threshold, (threshold + dark_mean) / 2):
-        sheet = _sheet_at(small, level)
-        if sheet is not None:
-            return _erode(sheet, ERODE)
-    return None
+    sheet, too_small = _sheet_at(small, threshold)
+    if sheet is None and too_small:
+        sheet, _ = _sheet_at(small, (threshold + dark_mean) / 2)
+    return None if sheet is None else _erode(sheet, ERODE)
 
 
-def _sheet_at(small: np.ndarray, threshold: float) -> np.ndarray | None:
-    """The filled sheet (bool, ``small``'s shape) brighter than ``threshold``, if plausible."""
+def _sheet_at(small: np.ndarray, threshold: float) -> tuple[np.ndarray | None, bool]:
+    """The filled sheet (bool, ``small``'s shape) brighter than ``threshold`` if plausible,
+    else ``None``; and whether the bright region was too small to be one."""
     height, width = small.shape
     flat = small.ravel()
     bright = small > threshold
+    if np.count_nonzero(bright) < MIN_SHEET * flat.size:
+        return None, True
+    # Cheap before labelling: the outline of a shadow or vignette is soft (measured with the
+    # digit's sharp outline among it, so only clearly soft outlines are rejected here).
+    if _edge_sharpness(small, bright) < 0.5 * MIN_SHARPNESS * _contrast(small, bright):
+        return None, False
     parts = label(bright)
-    if parts.count == 0:
-        return None
     areas = np.bincount(parts.labels, minlength=parts.count)
     largest = int(np.argmax(areas))
     if areas[largest] < MIN_SHEET * flat.size:
-        return None
+        return None, True
     sheet = np.zeros(flat.size, dtype=bool)
     sheet[parts.pixels[parts.labels == largest]] = True
     sheet = _fill_holes(sheet.reshape(height, width))
     covered = int(np.count_nonzero(sheet))
-    if not MIN_SHEET * flat.size <= covered <= MAX_SHEET * flat.size:
-        return None
-    if flat.size - covered < MIN_SURROUND * flat.size:
-        return None
+    if covered > MAX_SHEET * flat.size or flat.size - covered < MIN_SURROUND * flat.size:
+        return None, False
     # A sheet is a quadrilateral (convex, if cut by the frame): it fills most of its box;
     # a thick stroke or a loop does not.
     rows, cols = np.flatnonzero(sheet.any(axis=1)), np.flatnonzero(sheet.any(axis=0))
     if covered < MIN_BOX_FILL * (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1):
-        return None
+        return None, False
     # Paper is mostly paper: a light digit's filled loop (MNIST's own 0) is not a sheet.
     if np.count_nonzero(bright & sheet) < MIN_PAPER * covered:
-        return None
-    inside, outside = float(small[sheet].mean()), float(small[~sheet].mean())
-    if inside - outside < 0.1:
-        return None
-    if _edge_sharpness(small, sheet) < MIN_SHARPNESS * (inside - outside):
-        return None
-    return sheet
+        return None, False
+    contrast = _contrast(small, sheet)
+    if contrast < MIN_CONTRAST or _edge_sharpness(small, sheet) < MIN_SHARPNESS * contrast:
+        return None, False
+    return sheet, False
+
+
+def _contrast(small: np.ndarray, sheet: np.ndarray) -> float:
+    """Mean inside ``sheet`` minus mean outside it."""
+    inside = int(np.count_nonzero(sheet))
+    if inside in (0, sheet.size):
+        return 0.0
+    total, within = float(small.sum()), float(small[sheet].sum())
+    return within / inside - (total - within) / (sheet.size - inside)
 
 
 def _otsu(values: np.ndarray, bins: int = 64) -> tuple[float, float]:
@@ -141,16 +152,17 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
 
 
 def _edge_sharpness(small: np.ndarray, sheet: np.ndarray) -> float:
-    """Median, over the sheet's outline (inside the frame), of the luminance step between the
-    pixel just inside and the one just outside it along the row or column."""
+    """Median, over the sheet's outline (inside the frame), of the step between the sample
+    just inside and the one just outside it along the row or column."""
     steps = []
     for axis in (0, 1):
         a = small.swapaxes(0, axis)
         m = sheet.swapaxes(0, axis)
-        # An outline crossing between positions i and i + 1 of this axis; the step is read
-        # from i - 1 to i + 2 (one pixel either side of the crossing, past its anti-aliasing).
-        cross = m[1:-2] != m[2:-1]
-        step = np.abs(a[3:] - a[:-3])
+        # An outline crossing between positions i and i + 1 of this axis. The samples are
+        # points ~1/64 of the frame apart: a paper edge falls between two of them, a shadow's
+        # soft edge (>= ~3 % of the frame) spreads over several.
+        cross = m[:-1] != m[1:]
+        step = np.abs(a[1:] - a[:-1])
         steps.append(step[cross])
     values = np.concatenate(steps)
     if values.size == 0:
