@@ -118,15 +118,15 @@ def render_scene(digit: np.ndarray, label: int, scene: str, rng: np.random.Gener
     return DigitPhoto(photo, label, (width, height), conditions)
 
 
-def render_number_photo(
-    digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator
-) -> NumberPhoto:
+def render_number_photo(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> NumberPhoto:
     """``digits`` (uint8 (n, 28, 28)) written left to right on a paper photo."""
     pen = str(rng.choice(list(PENS)))
     paper = str(rng.choice(list(PAPERS)))
     lighting = str(rng.choice(LIGHTING))
     spacing_kind = str(rng.choice(["touching", "tight", "normal", "wide"]))
-    gap = {"touching": (-0.12, 0.0), "tight": (0.0, 0.1), "normal": (0.1, 0.35), "wide": (0.35, 0.8)}[
+    # Gaps between the digits' ink in digit heights; touching: overlapping by up to 15 % of
+    # the narrower digit's width (see below).
+    gap = {"touching": (-0.15, 0.0), "tight": (0.0, 0.1), "normal": (0.1, 0.35), "wide": (0.35, 0.8)}[
         spacing_kind
     ]
     digit_px = float(rng.uniform(40, 120))
@@ -138,7 +138,9 @@ def render_number_photo(
     alphas = []
     for digit in digits:
         size = digit_px * float(rng.uniform(0.9, 1.1))
-        alphas.append(_ink_alpha(digit, size, angle + float(rng.uniform(-6, 6)), stroke, blur, rng, pen == "pencil"))
+        alphas.append(
+            _ink_alpha(digit, size, angle + float(rng.uniform(-6, 6)), stroke, blur, rng, pen == "pencil")
+        )
     # Lay the digits out by their ink's columns, so "touching" means the strokes touch.
     spans = []
     for alpha in alphas:
@@ -146,9 +148,15 @@ def render_number_photo(
         spans.append((int(cols[0]), int(cols[-1]) + 1) if cols.size else (0, alpha.shape[1]))
     positions = []
     x = 0.0
-    for alpha, (first, last) in zip(alphas, spans, strict=True):
+    for k, (first, last) in enumerate(spans):
         positions.append(int(round(x - first)))
-        x += (last - first) + float(rng.uniform(*gap)) * digit_px
+        step = float(rng.uniform(*gap))
+        if k + 1 < len(spans) and step < 0:
+            # Overlap is a fraction of the narrower neighbour (a 1 is narrow): "slightly".
+            narrower = min(last - first, spans[k + 1][1] - spans[k + 1][0])
+            x += (last - first) + step * narrower
+        else:
+            x += (last - first) + step * digit_px
     row_width = x
     tallest = max(a.shape[0] for a in alphas)
     margin_x = float(rng.uniform(0.3, 1.5)) * digit_px
@@ -166,9 +174,22 @@ def render_number_photo(
         left = int(np.clip(position + margin_x, 0, width - alpha.shape[1]))
         _lay_ink(image, alpha, (left, top), PENS[pen])
         rows, cols = np.nonzero(alpha > 0.2)
-        boxes.append((left + int(cols.min()), top + int(rows.min()), left + int(cols.max()) + 1, top + int(rows.max()) + 1))
+        boxes.append(
+            (
+                left + int(cols.min()),
+                top + int(rows.min()),
+                left + int(cols.max()) + 1,
+                top + int(rows.max()) + 1,
+            )
+        )
     photo = _finish(image, lighting, noise, quality, rng)
-    conditions = {"pen": pen, "paper": paper, "lighting": lighting, "spacing": spacing_kind, "length": str(len(digits))}
+    conditions = {
+        "pen": pen,
+        "paper": paper,
+        "lighting": lighting,
+        "spacing": spacing_kind,
+        "length": str(len(digits)),
+    }
     return NumberPhoto(photo, "".join(str(int(v)) for v in labels), boxes, (width, height), conditions)
 
 
@@ -198,7 +219,9 @@ def _finish(image: np.ndarray, lighting: str, noise: float, quality: int, rng: n
     image += noise * rng.standard_normal((height, width, 1), dtype=np.float32)
     image += (noise / 2) * rng.standard_normal(image.shape, dtype=np.float32)
     buffer = io.BytesIO()
-    Image.fromarray(np.clip(image, 0, 255).astype(np.uint8), "RGB").save(buffer, format="JPEG", quality=quality)
+    Image.fromarray(np.clip(image, 0, 255).astype(np.uint8), "RGB").save(
+        buffer, format="JPEG", quality=quality
+    )
     return buffer.getvalue()
 
 
@@ -229,13 +252,23 @@ def _desk_with_sheet(
     extent_h = abs(sheet_w * np.sin(theta)) + abs(sheet_h * np.cos(theta))
     cx = width / 2 + rng.uniform(-1, 1) * max(0.0, (width - extent_w) / 2)
     cy = height / 2 + rng.uniform(-1, 1) * max(0.0, (height - extent_h) / 2)
-    corners = [(-sheet_w / 2, -sheet_h / 2), (sheet_w / 2, -sheet_h / 2), (sheet_w / 2, sheet_h / 2), (-sheet_w / 2, sheet_h / 2)]
-    polygon = [(cx + x * np.cos(theta) - y * np.sin(theta), cy + x * np.sin(theta) + y * np.cos(theta)) for x, y in corners]
+    corners = [
+        (-sheet_w / 2, -sheet_h / 2),
+        (sheet_w / 2, -sheet_h / 2),
+        (sheet_w / 2, sheet_h / 2),
+        (-sheet_w / 2, sheet_h / 2),
+    ]
+    polygon = [
+        (cx + x * np.cos(theta) - y * np.sin(theta), cy + x * np.sin(theta) + y * np.cos(theta))
+        for x, y in corners
+    ]
     mask = _polygon_mask(size, polygon)
     # Drop shadow: the sheet's mask shifted and blurred, darkening the desk under it.
     offset = min(width, height) * float(rng.uniform(0.005, 0.02))
     direction = rng.uniform(0, 2 * np.pi)
-    shadow = _polygon_mask(size, [(x + offset * np.cos(direction), y + offset * np.sin(direction)) for x, y in polygon])
+    shadow = _polygon_mask(
+        size, [(x + offset * np.cos(direction), y + offset * np.sin(direction)) for x, y in polygon]
+    )
     radius = min(width, height) * float(rng.uniform(0.005, 0.02))
     shadow_layer = Image.fromarray(np.round(shadow * 255).astype(np.uint8), "L")
     shadow = np.asarray(shadow_layer.filter(ImageFilter.GaussianBlur(radius)), dtype=np.float32) / 255.0
@@ -273,7 +306,9 @@ def _desk_texture(desk: str, size: tuple[int, int], strength: float, rng: np.ran
     else:
         fine = rng.standard_normal((small_h, small_w)).astype(np.float32) * 0.3
         texture = 1.0 + strength * (warp + fine)
-    return np.asarray(Image.fromarray(texture.astype(np.float32), "F").resize(size, Image.Resampling.BILINEAR))
+    return np.asarray(
+        Image.fromarray(texture.astype(np.float32), "F").resize(size, Image.Resampling.BILINEAR)
+    )
 
 
 def _draw_lines(image: np.ndarray, scene: str, rng: np.random.Generator, angle: float) -> float:
@@ -285,7 +320,9 @@ def _draw_lines(image: np.ndarray, scene: str, rng: np.random.Generator, angle: 
     layer = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(layer)
     tilt = np.tan(np.deg2rad(0.3 * angle))
-    ink = np.array(RULE_INK if scene == "ruled paper" or rng.random() < 0.6 else (160, 160, 165), dtype=np.float32)
+    ink = np.array(
+        RULE_INK if scene == "ruled paper" or rng.random() < 0.6 else (160, 160, 165), dtype=np.float32
+    )
     offset = float(rng.uniform(0, spacing))
     for k in range(-2, int(height / spacing) + 3):
         y = offset + k * spacing
@@ -294,13 +331,18 @@ def _draw_lines(image: np.ndarray, scene: str, rng: np.random.Generator, angle: 
         for k in range(-2, int(width / spacing) + 3):
             x = offset + k * spacing
             draw.line([(x, 0), (x - tilt * height, height)], fill=255, width=thickness)
-    coverage = np.asarray(layer.filter(ImageFilter.GaussianBlur(0.6)), dtype=np.float32)[..., np.newaxis] / 255.0
+    coverage = (
+        np.asarray(layer.filter(ImageFilter.GaussianBlur(0.6)), dtype=np.float32)[..., np.newaxis] / 255.0
+    )
     image += coverage * float(rng.uniform(0.35, 0.75)) * (ink - image)
     if scene == "ruled paper":
         margin = Image.new("L", (width, height), 0)
         x = 0.12 * width
         ImageDraw.Draw(margin).line([(x, 0), (x - tilt * height, height)], fill=255, width=thickness + 1)
-        coverage = np.asarray(margin.filter(ImageFilter.GaussianBlur(0.6)), dtype=np.float32)[..., np.newaxis] / 255.0
+        coverage = (
+            np.asarray(margin.filter(ImageFilter.GaussianBlur(0.6)), dtype=np.float32)[..., np.newaxis]
+            / 255.0
+        )
         image += coverage * 0.85 * (np.array(MARGIN_INK, dtype=np.float32) - image)
     return spacing
 

@@ -102,8 +102,14 @@ def mnist_digit_tensor(image: Image.Image, spec: MnistDigitPreprocessing) -> np.
         float32 array (canvas, canvas, 1) in [0, 1], light ink on black. A blank image (no
         contrast) gives all zeros.
     """
+    return ink_canvas(digit_ink(image), spec)
+
+
+def ink_canvas(ink: np.ndarray, spec: MnistDigitPreprocessing) -> np.ndarray:
+    """MNIST's normalisation of one digit's ink intensity (float32 (h, w) in [0, 1], light
+    ink): its box fitted into ``spec.box`` (aspect kept), centred by mass on a
+    ``spec.canvas`` square. float32 (canvas, canvas, 1); all zeros for no ink."""
     canvas = np.zeros((spec.canvas, spec.canvas), dtype=np.float32)
-    ink = digit_ink(image)
     rows, cols = np.nonzero(ink)
     if rows.size == 0:
         return canvas[..., np.newaxis]
@@ -127,17 +133,32 @@ def digit_ink(image: Image.Image) -> np.ndarray:
         located = _locate(coarse, workspace)
     if located is None:
         return np.zeros((1, 1), dtype=np.float32)
-    paper, (left, top, right, bottom), grown = located
+    paper, region, grown = located
+    return fine_ink(image, paper, region, grown, coarse_size, flip)
 
-    # The digit's box in the source image.
-    sx, sy = width / coarse_size[0], height / coarse_size[1]
-    # Clamped: ``right * sx`` can round a hair above the width (e.g. 384 * (1009 / 384)).
-    box = (
-        int(np.floor(left * sx)),
-        int(np.floor(top * sy)),
-        min(int(np.ceil(right * sx)), width),
-        min(int(np.ceil(bottom * sy)), height),
-    )
+
+def fine_ink(
+    image: Image.Image,
+    paper: _Paper,
+    region: tuple[int, int, int, int],
+    grown: np.ndarray,
+    coarse_size: tuple[int, int],
+    flip: bool | None,
+) -> np.ndarray:
+    """One digit's ink intensity read from the full image: float32 (h, w) in [0, 1] at about
+    ``FINE_SIDE`` px, 0 off the digit (all zeros (1, 1) when nothing is above the threshold).
+
+    Args:
+        paper: the paper found in the coarse image.
+        region: the digit's box (left, top, right, bottom) in coarse pixels.
+        grown: bool (region h, region w), the digit's coarse ink grown by a pixel; ink in the
+            region outside it (specks, a neighbouring digit) is dropped.
+        coarse_size: (width, height) of the coarse image.
+        flip: how transparency is flattened (``_transparent_ink_is_dark``), ``None`` if none.
+    """
+    left, top, right, bottom = region
+    width, height = image.size
+    box = source_box(region, coarse_size, image.size)
     fine_size = _fit_within((box[2] - box[0], box[3] - box[1]), FINE_SIDE)
     fine = _sample(image, box, fine_size, flip, exact=True)
     fine_strength = paper.strength(fine, (left, top, right, bottom))
@@ -156,6 +177,23 @@ def digit_ink(image: Image.Image) -> np.ndarray:
     intensity = np.clip(fine_strength / high, 0.0, 1.0)
     intensity[fine_strength < paper.floor] = 0.0
     return intensity
+
+
+def source_box(
+    region: tuple[int, int, int, int], coarse_size: tuple[int, int], size: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """A coarse-pixel box (left, top, right, bottom) in the source image's pixels (``size`` =
+    (width, height)), rounded outwards and clamped to the image."""
+    left, top, right, bottom = region
+    width, height = size
+    sx, sy = width / coarse_size[0], height / coarse_size[1]
+    # Clamped: ``right * sx`` can round a hair above the width (e.g. 384 * (1009 / 384)).
+    return (
+        int(np.floor(left * sx)),
+        int(np.floor(top * sy)),
+        min(int(np.ceil(right * sx)), width),
+        min(int(np.ceil(bottom * sy)), height),
+    )
 
 
 def _locate(
@@ -187,8 +225,9 @@ class _Paper:
     ``background`` is one float32 (grid_h, grid_w) grid per colour channel, one value per
     ``block`` x ``block`` cell of the coarse image (after inversion: ink darker than paper), at
     least 0.02 (a black frame is not divided by zero); ``threshold`` (what is
-    surely ink) and ``floor`` (the paper's noise level) are on the ink-strength scale (relative
-    darkening, 0-1).
+    surely ink), ``floor`` (the paper's noise level), ``noise`` (the smoothed strength's
+    noise bound, the threshold's lower limit) and ``peak`` (the strongest smoothed ink) are
+    on the ink-strength scale (relative darkening, 0-1).
     """
 
     invert: bool
@@ -197,6 +236,8 @@ class _Paper:
     coarse_size: tuple[int, int]
     threshold: float
     floor: float
+    noise: float = 0.0
+    peak: float = 1.0
 
     @staticmethod
     def estimate(coarse: _Planes, workspace: Workspace) -> tuple[_Paper, np.ndarray] | None:
@@ -233,9 +274,10 @@ class _Paper:
         peak = float(strength.max())
         if peak - median < MIN_CONTRAST:
             return None
-        threshold = max(median + 5.0 * spread + 0.03, INK_FRACTION * peak)
+        noise = median + 5.0 * spread + 0.03
+        threshold = max(noise, INK_FRACTION * peak)
         floor = min(max(raw_median + 3.0 * raw_spread + 0.02, NOISE_FLOOR * raw_peak), threshold)
-        return _Paper(invert, background, block, (width, height), threshold, floor), strength
+        return _Paper(invert, background, block, (width, height), threshold, floor, noise, peak), strength
 
     def strength(
         self,
@@ -477,15 +519,60 @@ def _grid_filter(grid: np.ndarray, reduce) -> np.ndarray:
     return out
 
 
-def _digit_mask(strength: np.ndarray, threshold: float, workspace: Workspace) -> np.ndarray | None:
-    """Boolean mask of the digit's components (see the module docstring), or ``None``."""
+@dataclass(frozen=True)
+class InkParts:
+    """The ink of a coarse image as 8-connected components, long straight lines taken out.
+
+    ``ink`` is the bool (h, w) mask (on a workspace buffer); ``parts`` its components;
+    ``top``, ``bottom``, ``left``, ``right`` (inclusive), ``area`` (pixels) and ``mass`` (summed
+    ink strength) are int64 / float64 (count,) per component; ``removed`` holds the flat
+    indices of ink taken out as lines (empty when none).
+    """
+
+    ink: np.ndarray
+    parts: Components
+    top: np.ndarray
+    bottom: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    area: np.ndarray
+    mass: np.ndarray
+    removed: np.ndarray
+
+    def score(self) -> np.ndarray:
+        """How digit-like each component is: heavy and dark (residues of shadow edges can be as
+        heavy as a digit, never as dark); those touching the frame weigh less."""
+        height, width = self.ink.shape
+        at_border = (
+            (self.top == 0) | (self.left == 0) | (self.bottom == height - 1) | (self.right == width - 1)
+        )
+        return self.mass * (self.mass / self.area) * np.where(at_border, BORDER_WEIGHT, 1.0)
+
+    def mask_of(self, kept: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """bool (h, w): the pixels of the components where ``kept`` (bool (count,)), with the
+        pixels a removed line took from their strokes given back (``LINE_GAP``)."""
+        mask = np.zeros(self.ink.shape, dtype=bool) if out is None else out
+        flat = mask.reshape(-1)
+        flat.fill(False)
+        flat[self.parts.pixels[kept[self.parts.labels]]] = True
+        if self.removed.size:
+            # Where a rule crossed the digit, its strokes lost the rule's pixels: those inside
+            # the digit's outline (a closing of its strokes) are given back.
+            closed = _closing(mask, LINE_GAP)
+            flat[self.removed[closed.ravel()[self.removed]]] = True
+        return mask
+
+
+def ink_parts(strength: np.ndarray, threshold: float, workspace: Workspace) -> InkParts | None:
+    """The ink above ``threshold`` in ``strength`` (float32 (h, w)) as components, long
+    straight lines (``.lines``) taken out; ``None`` when there is no ink."""
     ink = np.greater(strength, threshold, out=workspace.array("ink", strength.shape, np.bool_))
     parts = label(ink)
     if parts.count == 0:
         return None
     height, width = ink.shape
     rows, cols = np.divmod(parts.pixels, width)
-    removed = None  # flat indices of ink taken out as lines
+    removed = np.zeros(0, dtype=np.int64)
     top, bottom, left, right = _boxes(parts, rows, cols, (height, width))
     spans = np.stack([bottom - top + 1, right - left + 1], axis=1)
     # Pieces of lines: long, or long-ish and thin (a rule broken by noise or by a shadow).
@@ -506,13 +593,19 @@ def _digit_mask(strength: np.ndarray, threshold: float, workspace: Workspace) ->
                 return None
             rows, cols = np.divmod(parts.pixels, width)
             top, bottom, left, right = _boxes(parts, rows, cols, (height, width))
-    n = parts.count
-    area = np.bincount(parts.labels, minlength=n)
-    mass = np.bincount(parts.labels, weights=strength.ravel()[parts.pixels], minlength=n)
-    at_border = (top == 0) | (left == 0) | (bottom == height - 1) | (right == width - 1)
-    # Heavy and dark: residues of shadow edges can be as heavy as a digit, never as dark.
-    score = mass * (mass / area) * np.where(at_border, BORDER_WEIGHT, 1.0)
-    main = int(np.argmax(score))
+    area = np.bincount(parts.labels, minlength=parts.count)
+    mass = np.bincount(parts.labels, weights=strength.ravel()[parts.pixels], minlength=parts.count)
+    return InkParts(ink, parts, top, bottom, left, right, area, mass, removed)
+
+
+def _digit_mask(strength: np.ndarray, threshold: float, workspace: Workspace) -> np.ndarray | None:
+    """Boolean mask of the digit's components (see the module docstring), or ``None``."""
+    found = ink_parts(strength, threshold, workspace)
+    if found is None:
+        return None
+    top, bottom, left, right, area = found.top, found.bottom, found.left, found.right, found.area
+    n = found.parts.count
+    main = int(np.argmax(found.score()))
     kept = np.zeros(n, dtype=bool)
     kept[main] = True
     box = [top[main], left[main], bottom[main], right[main]]
@@ -535,15 +628,8 @@ def _digit_mask(strength: np.ndarray, threshold: float, workspace: Workspace) ->
                     max(box[3], right[c]),
                 ]
                 changed = True
-    mask = ink.reshape(-1)  # the ink mask is not needed past this point: its buffer is reused
-    mask.fill(False)
-    mask[parts.pixels[kept[parts.labels]]] = True
-    if removed is not None and removed.size:
-        # Where a rule crossed the digit, its strokes lost the rule's pixels: those inside
-        # the digit's outline (a closing of its strokes) are given back.
-        closed = _closing(mask.reshape(ink.shape), LINE_GAP)
-        mask[removed[closed.ravel()[removed]]] = True
-    return mask.reshape(ink.shape)
+    # The ink mask is not needed past this point: its buffer is reused.
+    return found.mask_of(kept, out=found.ink)
 
 
 def _closing(mask: np.ndarray, radius: int) -> np.ndarray:

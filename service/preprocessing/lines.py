@@ -64,7 +64,9 @@ def _lines_of_family(along: np.ndarray, across: np.ndarray, length: float) -> np
         return float(np.dot(counts, counts)), offset, counts
 
     # Coarse to fine: every COARSE_STEP degrees, then every TILT_STEP around the best.
-    coarse = max(np.arange(-MAX_TILT, MAX_TILT + COARSE_STEP / 2, COARSE_STEP), key=lambda d: projection(d)[0])
+    coarse = max(
+        np.arange(-MAX_TILT, MAX_TILT + COARSE_STEP / 2, COARSE_STEP), key=lambda d: projection(d)[0]
+    )
     fine = np.arange(coarse - COARSE_STEP / 2, coarse + COARSE_STEP / 2 + TILT_STEP / 2, TILT_STEP)
     _, offset, counts = max((projection(d) for d in fine), key=lambda p: p[0])
     # Lines are thin runs of well-filled offsets; a thick brush stroke is a wide run.

@@ -34,10 +34,10 @@ MIN_SHEET = 0.4
 MIN_BOX_FILL = 0.55
 MAX_SHEET = 0.97
 MIN_SURROUND = 0.04
-MIN_SHARPNESS = 0.45
+MIN_SHARPNESS = 0.7
 ERODE = 1
 # The sheet is brighter than its surround by at least this much (0-1).
-MIN_CONTRAST = 0.1
+MIN_CONTRAST = 0.2
 # At least this fraction of the sheet is brighter than Otsu's threshold (ink covers the rest).
 MIN_PAPER = 0.8
 # Border pixels "clearly darker" than the paper: below this fraction of its level.
