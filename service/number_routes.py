@@ -78,6 +78,17 @@ class _Read:
     seconds: float
 
 
+def not_a_digit_model(model: LoadedModel) -> str | None:
+    """Why ``model`` cannot read numbers (its preprocessing is not ``mnist_digit``), or None."""
+    kind = model.manifest.preprocessing
+    if isinstance(kind, MnistDigitPreprocessing):
+        return None
+    return (
+        f"/models/{{name}}/number is for digit models (manifest preprocessing mnist_digit); "
+        f"model {model.name!r} uses {kind.kind!r} preprocessing: use /models/{model.name}/predict"
+    )
+
+
 def read_number_upload(model: LoadedModel, data: bytes, max_pixels: int, k: int) -> _Read:
     """Decode, cut into digits, classify in one batch, rank (blocking: run via ``in_worker``).
 
@@ -124,12 +135,9 @@ async def read_number(
 ) -> NumberReading:
     """Read a number written in one row (2 to 12 digits) with digit model `name`."""
     model = find_model(request, registry, name)
-    kind = model.manifest.preprocessing
-    if not isinstance(kind, MnistDigitPreprocessing):
-        raise ModelNotFound(
-            f"/models/{{name}}/number is for digit models (manifest preprocessing mnist_digit); "
-            f"model {name!r} uses {kind.kind!r} preprocessing: use /models/{name}/predict"
-        )
+    refusal = not_a_digit_model(model)
+    if refusal:
+        raise ModelNotFound(refusal)
     async with admit(limits.admission):
         if is_json(request):
             data, body_k = await image_from_json(request, settings)
@@ -139,6 +147,11 @@ async def read_number(
             limits.workers, read_number_upload, model, data, settings.max_image_pixels, body_k or top_k
         )
     request.state.inference_seconds = read.seconds
+    return number_answer(model, read)
+
+
+def number_answer(model: LoadedModel, read: _Read) -> NumberReading:
+    """The JSON body for the digits ``read_number_upload`` read (also the CLI's record)."""
     digits = [
         DigitReading(
             prediction=ranked[0].label,
