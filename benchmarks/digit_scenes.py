@@ -355,7 +355,15 @@ def _drawing_app(digit: np.ndarray, label: int, rng: np.random.Generator) -> Dig
     image[:] = float(rng.uniform(0, 25))
     fraction = float(rng.uniform(0.3, 0.8))  # of the width: people draw big on a phone
     stroke = float(rng.choice([0, 1, 2]))
-    alpha = _ink_alpha(digit, fraction * width, float(rng.uniform(-8, 8)), stroke, 0.3, rng, pencil=False)
+    # Drawn at a quarter of the size and scaled up (a brush is smooth; the stroke filters on
+    # an 800 px digit take seconds).
+    small = _ink_alpha(digit, fraction * width / 4, float(rng.uniform(-8, 8)), stroke, 0.3, rng, pencil=False)
+    alpha = np.asarray(
+        Image.fromarray(small, "F").resize(
+            (small.shape[1] * 4, small.shape[0] * 4), Image.Resampling.BICUBIC
+        ),
+        dtype=np.float32,
+    ).clip(0.0, 1.0)
     h, w = alpha.shape
     top = int(rng.integers(int(0.1 * height), max(int(0.1 * height) + 1, int(0.85 * height) - h)))
     left = int(rng.integers(0, max(1, width - w)))

@@ -78,6 +78,8 @@ LINE_LENGTH = 0.45
 LINE_PIECE = 0.1
 # Lines are traced in ink above this fraction of the digit's threshold.
 LINE_INK = 0.5
+# Line pixels more than this many times their line's mean strength are a stroke crossing it.
+LINE_DARKER = 2.0
 # Gaps a removed rule leaves in the digit's strokes, up to 2x this many pixels, are closed.
 LINE_GAP = 3
 LINE_ELONGATION = 4
@@ -584,11 +586,19 @@ def ink_parts(strength: np.ndarray, threshold: float, workspace: Workspace) -> I
         # They are looked for in fainter ink than the digit's: a thin rule is often only
         # pieces above the digit's threshold.
         faint = np.flatnonzero(strength > LINE_INK * threshold)
-        on_line = line_pixels(*np.divmod(faint, width), (height, width))
-        removed = faint[on_line & (strength.ravel()[faint] > threshold)]
+        line = line_pixels(*np.divmod(faint, width), (height, width))
+        on_line = line >= 0
+        # Only ink about as dark as its line goes: a pen's stroke across a rule is darker.
+        values = strength.ravel()[faint]
+        numbers = line[on_line]
+        level = np.zeros(faint.size)
+        if numbers.size:
+            sums = np.bincount(numbers, weights=values[on_line])
+            level[on_line] = (sums / np.maximum(np.bincount(numbers), 1))[numbers]
+        removed = faint[on_line & (values > threshold) & (values <= LINE_DARKER * level)]
         if removed.size:
             ink.ravel()[removed] = False
-            parts = label(ink)
+            parts = _joined_across_gaps(ink, LINE_GAP)
             if parts.count == 0:
                 return None
             rows, cols = np.divmod(parts.pixels, width)
@@ -630,6 +640,20 @@ def _digit_mask(strength: np.ndarray, threshold: float, workspace: Workspace) ->
                 changed = True
     # The ink mask is not needed past this point: its buffer is reused.
     return found.mask_of(kept, out=found.ink)
+
+
+def _joined_across_gaps(ink: np.ndarray, radius: int) -> Components:
+    """Components of ``ink`` where pieces less than 2 ``radius`` pixels apart are one: the
+    components of its closing, holding ``ink``'s own pixels only. A digit crossed by rules
+    that were taken out is in pieces split by the rules' width; it stays one component."""
+    pixels = np.flatnonzero(ink)
+    if pixels.size == 0:
+        return Components(pixels, pixels.copy(), 0)
+    joined = label(_closing(ink, radius))
+    lookup = np.empty(ink.size, dtype=np.int64)
+    lookup[joined.pixels] = joined.labels
+    present, labels = np.unique(lookup[pixels], return_inverse=True)
+    return Components(pixels, labels.reshape(-1), int(present.size))
 
 
 def _closing(mask: np.ndarray, radius: int) -> np.ndarray:

@@ -34,28 +34,34 @@ EDGE_MARGIN = 0.06
 
 
 def line_pixels(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Which of the ink pixels at (``rows``, ``cols``) (int64 (K,) each) lie on long lines.
+    """Which long line, if any, each of the ink pixels at (``rows``, ``cols``) lies on.
 
     Args:
-        rows, cols: the candidate pixels' coordinates in a (height, width) = ``shape`` mask.
+        rows, cols: the candidate pixels' coordinates (int64 (K,) each) in a (height, width)
+            = ``shape`` mask.
 
     Returns:
-        bool (K,): True for pixels on a near-horizontal line at least ``MIN_LENGTH`` x width
-        long or a near-vertical one at least ``MIN_LENGTH`` x height long.
+        int64 (K,): -1 off the lines, else a line's number (0, 1, ...): near-horizontal lines
+        at least ``MIN_LENGTH`` x width long, near-vertical ones ``MIN_LENGTH`` x height long
+        (a pixel where two cross gets the near-vertical one's).
     """
     height, width = shape
-    on_line = np.zeros(rows.size, dtype=bool)
+    line = np.full(rows.size, -1, dtype=np.int64)
     if rows.size == 0:
-        return on_line
+        return line
+    count = 0
     for along, across, length in ((cols, rows, width), (rows, cols, height)):
         if along.size < MIN_LENGTH * length:
             continue
-        on_line |= _lines_of_family(along.astype(np.float64), across.astype(np.float64), length)
-    return on_line
+        found = _lines_of_family(along.astype(np.float64), across.astype(np.float64), length)
+        line = np.where(found >= 0, found + count, line)
+        count += int(found.max()) + 1
+    return line
 
 
 def _lines_of_family(along: np.ndarray, across: np.ndarray, length: float) -> np.ndarray:
-    """Pixels on lines nearly parallel to the ``along`` axis: bool (K,)."""
+    """Pixels on lines nearly parallel to the ``along`` axis: int64 (K,), -1 or the line's
+    number (0, 1, ... in this family)."""
     base = across.min() - np.abs(along).max() * np.tan(np.deg2rad(MAX_TILT + COARSE_STEP)) - 1
 
     def projection(degrees: float) -> tuple[float, np.ndarray, np.ndarray]:
@@ -73,7 +79,8 @@ def _lines_of_family(along: np.ndarray, across: np.ndarray, length: float) -> np
     high = counts >= FILL * length
     edges = np.diff(high.astype(np.int8), prepend=0, append=0)
     starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    on_line = np.zeros(along.size, dtype=bool)
+    on_line = np.full(along.size, -1, dtype=np.int64)
+    number = 0
     for start, stop in zip(starts, stops, strict=True):
         if stop - start > max(MAX_THICKNESS, THICKNESS_FRACTION * length):
             continue
@@ -84,5 +91,6 @@ def _lines_of_family(along: np.ndarray, across: np.ndarray, length: float) -> np
         reaches_edge = max(first, length - 1 - last) <= EDGE_MARGIN * length + 1
         long_enough = last - first + 1 >= MIN_LENGTH * length
         if reaches_edge and long_enough and counts[start:stop].sum() >= FILL * length * (stop - start):
-            on_line |= members
+            on_line[members] = number
+            number += 1
     return on_line
