@@ -54,8 +54,9 @@ BIAS_REACH = 0.1
 # this tall too.
 FRAGMENT = 0.6
 MAX_GAP = 0.35
-# Another reading than the shape's own must beat it by this factor (geometric-mean confidence).
-READING_MARGIN = 1.1
+# Another reading than the shape's own must beat it by this factor (geometric-mean confidence):
+# 1.0, ties only (on 1,000 training digits' numbers: 0.87 exact vs 0.845 at 1.1, 0.34 at 0.9).
+READING_MARGIN = 1.0
 
 
 @dataclass(frozen=True)
