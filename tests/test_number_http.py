@@ -4,7 +4,7 @@ The numbers are MNIST *test* digits (2,000 on) written in a row by
 ``benchmarks.digit_scenes.render_number_photo`` (2-5 digits; spacing touching, tight, normal or
 wide; a wandering baseline; pens, paper tints, lighting, noise, JPEG), never used for tuning
 (the segmentation was tuned on training digits). Measured on this set (models_onnx/mnist/report.md,
-"Numbers"): exact string 0.89 apart from touching digits, 0.53 for touching ones.
+"Numbers"): exact string 0.81 in all, 0.88 apart from touching digits, 0.66 for touching ones.
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ from .support import BUNDLED_MODELS, encode, mnist_test_digits, running_server
 from .tiny_models import publish
 
 FIRST_DIGIT, DIGITS, SEED = 2000, 600, 2026
-# Exact-string accuracy of separated numbers (tight, normal, wide spacing), measured 0.89: the
-# bound leaves ~4 numbers of slack for other CPUs' int8 kernels; a real regression still fails.
-MIN_SEPARATED = 0.85
-# Touching or overlapping digits, measured 0.53 (the issue asks 0.90: not met, see the report).
-MIN_TOUCHING = 0.4
+# Exact-string accuracy of separated numbers (tight, normal, wide spacing), measured 0.877 of
+# 114: the bound leaves ~5 numbers of slack for other CPUs' int8 kernels; a regression fails.
+MIN_SEPARATED = 0.83
+# Touching or overlapping digits, measured 0.66 of 53 (the issue asks 0.90 of every number:
+# not met, see docs/digits.md).
+MIN_TOUCHING = 0.55
 # Per digit, over numbers whose length was read right; measured 0.96.
 MIN_PER_DIGIT = 0.93
 
@@ -75,6 +76,9 @@ def test_numbers_over_http(http, numbers):
                 boxes_ok += _iou(digit["box"], truth) >= 0.5
     separated = [h for kind in ("tight", "normal", "wide") for h in hits[kind]]
     summary = {kind: f"{np.mean(h):.3f} of {len(h)}" for kind, h in hits.items()}
+    everything = [h for kind in hits.values() for h in kind]
+    print(f"numbers: exact {np.mean(everything):.3f} of {len(everything)}, separated "
+          f"{np.mean(separated):.3f}, {summary}, per digit {digit_hits / digit_total:.3f}")  # fmt: skip
     assert np.mean(separated) >= MIN_SEPARATED, summary
     assert np.mean(hits["touching"]) >= MIN_TOUCHING, summary
     assert digit_hits / digit_total >= MIN_PER_DIGIT, (digit_hits, digit_total)

@@ -63,10 +63,11 @@ def find_sheet(small: np.ndarray) -> np.ndarray | None:
     if np.count_nonzero(border < DARK_RATIO * paper) < MIN_BORDER_DARK * border.size:
         return None
     threshold, dark_mean = _otsu(flat)
-    # A shadow across the sheet can make Otsu's split the lit paper from the rest: then a
-    # threshold halfway down to the surround's mean is tried.
-    sheet, too_small = _sheet_at(small, threshold)
-    if sheet is None and too_small:
+    # A shadow across the sheet can make Otsu's split the lit paper from the rest (too small,
+    # or with the shadow's soft edge in its outline): then a threshold halfway down to the
+    # surround's mean is tried.
+    sheet, _ = _sheet_at(small, threshold)
+    if sheet is None:
         sheet, _ = _sheet_at(small, (threshold + dark_mean) / 2)
     return None if sheet is None else _erode(sheet, ERODE)
 
