@@ -598,9 +598,13 @@ def ink_parts(strength: np.ndarray, threshold: float, workspace: Workspace) -> I
         removed = faint[on_line & (values > threshold) & (values <= LINE_DARKER * level)]
         if removed.size:
             ink.ravel()[removed] = False
-            parts = _joined_across_gaps(ink, LINE_GAP)
-            if parts.count == 0:
-                return None
+            joined = _joined_across_gaps(ink, LINE_GAP)
+            if joined.count == 0:
+                # Nothing but the line: it is what was drawn (a 1 from edge to edge, a bar).
+                ink.ravel()[removed] = True
+                removed = removed[:0]
+            else:
+                parts = joined
             rows, cols = np.divmod(parts.pixels, width)
             top, bottom, left, right = _boxes(parts, rows, cols, (height, width))
     area = np.bincount(parts.labels, minlength=parts.count)
