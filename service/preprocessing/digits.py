@@ -13,8 +13,10 @@ Steps (numpy + Pillow only; the serving path has no OpenCV or SciPy):
 1. Sample the image down to at most ``WORKING_SIDE`` pixels on its longer side with Pillow's
    C code (nearest-neighbour to twice that, then a 2x2 mean), so a 12 MP photo costs as much
    as a 0.1 MP one.
-2. Polarity: paper is the majority of pixels; light-on-dark images are inverted so ink is
-   always darker than its background.
+2. A sheet of paper lying on a darker or differently coloured surround (a desk) is looked for
+   first (``.sheet``): when found, it is the paper and ink is looked for inside it only.
+   Otherwise polarity: paper is the majority of pixels; light-on-dark images are inverted so
+   ink is always darker than its background.
 3. Background: the paper's illumination is estimated per colour channel at a large scale (a
    high percentile per block of ~1/24 of the image; blocks covered by thick strokes are filled
    from a 5x5-block closing, on a grid continued past the frame by odd reflection) and divided
@@ -22,7 +24,8 @@ Steps (numpy + Pillow only; the serving path has no OpenCV or SciPy):
 4. Ink strength = the largest relative darkening over the colour channels, so a red or blue pen
    on paper is as strong as black (luminance alone loses up to half a red pen's contrast).
 5. Ink vs paper: a threshold above the paper's own noise (median + 5 robust sigmas) and above a
-   fraction of the strongest ink; 8-connected components of the ink; the digit is the heaviest
+   fraction of the strongest ink; 8-connected components of the ink, long straight lines
+   (rules, margin lines, squares, table edges: ``.lines``) taken out; the digit is the heaviest
    component (components touching the frame, like edge shadows, count less) plus every
    non-tiny component near it, so two-stroke digits (4, 5, 7) stay whole and specks go.
 6. The digit's box is cut from the full-resolution image at about ``FINE_SIDE`` pixels, and

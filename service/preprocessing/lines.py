@@ -6,14 +6,15 @@ length: a rule crosses most of the frame, a digit's straightest stroke (the bar 
 its own width, under ``MIN_LENGTH`` of the frame.
 
 Method (a Hough transform restricted to near-horizontal and near-vertical lines, Duda & Hart
-1972, "Use of the Hough transformation to detect lines and curves in pictures"): the ink
-pixels of the components that span more than ``MIN_LENGTH`` of the frame are projected along
-every angle within ``MAX_TILT`` degrees of the rows (then of the columns), in steps of
-``TILT_STEP``; at the angle whose projection is the most concentrated (largest sum of squared
-counts: parallel rules add up), every band ``BAND`` pixels thick holding at least
-``MIN_LENGTH`` of the frame's width (height) of ink is a line, and its pixels are removed.
-Where a digit's stroke crosses a rule it loses the rule's few pixels; the pieces are joined
-again as parts of one digit (``digits.MAX_GAP``).
+1972, "Use of the Hough transformation to detect lines and curves in pictures"): the candidate
+ink pixels are projected along angles within ``MAX_TILT`` degrees of the rows (then of the
+columns), every ``COARSE_STEP`` degrees and then every ``TILT_STEP`` around the best; at the
+angle whose projection is the most concentrated (largest sum of squared counts: parallel rules
+add up), a line is a run of offsets each holding at least ``FILL`` of the frame's width
+(height) of ink, at most ``MAX_THICKNESS`` (or ``THICKNESS_FRACTION`` of the frame) wide,
+spanning ``MIN_LENGTH`` of the frame and reaching within ``EDGE_MARGIN`` of both its edges
+(rules run off the page; a drawn 1 or bar does not). The caller (``digits.ink_parts``) decides
+which of a line's pixels to take out and joins a digit split by a removed rule.
 """
 
 from __future__ import annotations
