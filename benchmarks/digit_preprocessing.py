@@ -28,6 +28,7 @@ import service  # noqa: F401 - before numpy, as in the server: sets OPENBLAS_NUM
 
 import argparse
 import collections
+import functools
 import io
 import json
 import os
@@ -47,6 +48,7 @@ from PIL import Image
 
 from benchmarks import digit_preprocessing_baseline as baseline
 from benchmarks.digit_photos import DigitPhoto, render_photo, render_photos
+from benchmarks.digit_scenes import render_scenes
 from benchmarks.paths import MNIST_NPZ, PROJECT_ROOT
 from service.imaging import decode_image
 from service.manifest import Manifest, MnistDigitPreprocessing
@@ -57,6 +59,8 @@ BASELINE_COMMIT = "18e570b"
 # The issue-10 preprocessing before the speed and vignette work (7.8 ms p50 at 12 MP served), read
 # with ``git show`` and timed beside the current one, so both are measured under the same load.
 PREVIOUS_COMMIT = "ab89ec2"
+# main before issue 18 (sheet on a desk, rules, numbers): timed and scored beside today's code.
+ISSUE18_BASE = "0d3d7b4"
 MODEL = PROJECT_ROOT / "models_onnx" / "mnist" / "mnist.int8.onnx"
 REPORT = PROJECT_ROOT / "models_onnx" / "mnist" / "report.md"
 SECTION = "## Phone photos (benchmarks/digit_photos.py)"
@@ -68,6 +72,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=int, default=300, help="photos in the set (first N test digits)")
     parser.add_argument("--twelve-mp", type=int, default=4, help="how many of them are 12 MP frames")
+    parser.add_argument(
+        "--scenes", type=int, default=200, help="issue-18 scenes (benchmarks/digit_scenes.py)"
+    )
     parser.add_argument("--clean", type=int, default=10_000, help="clean MNIST test digits")
     parser.add_argument("--runs", type=int, default=40, help="timed calls per implementation")
     parser.add_argument("--write-report", action="store_true", help="update models_onnx/mnist/report.md")
@@ -82,9 +89,11 @@ def main() -> None:
     old_model, new_model = _session(_old_model_bytes()), _session(MODEL.read_bytes())
     # The service now decodes JPEGs at a reduced DCT scale (no side below min_side); before, fully.
     min_side = decode_min_side(Manifest.model_validate_json((MODEL.parent / "manifest.json").read_text()))
+    issue18_base = _previous_digits(ISSUE18_BASE).mnist_digit_tensor
     systems = {
         "before (old preprocessing, old model)": (baseline.mnist_digit_tensor, old_model, None),
         "new preprocessing, old model": (current.mnist_digit_tensor, old_model, min_side),
+        f"{ISSUE18_BASE} (before issue 18)": (issue18_base, new_model, min_side),
         "after (new preprocessing, new model)": (current.mnist_digit_tensor, new_model, min_side),
     }
 
@@ -97,6 +106,9 @@ def main() -> None:
         )
 
     photos = render_photos(x_test[: args.photos], y_test[: args.photos], 2026, twelve_mp=args.twelve_mp)
+    # The issue-18 scenes, from the next test digits (as tests/test_digit_photos.py draws them).
+    scene_digits = slice(args.photos, args.photos + args.scenes)
+    photos += render_scenes(x_test[scene_digits], y_test[scene_digits], 2026)
     decoded = {side: [decode_image(p.jpeg, 50_000_000, side) for p in photos] for side in (None, min_side)}
     clean = [Image.open(io.BytesIO(_png(d))) for d in x_test[: args.clean]]
     results = {}
@@ -121,11 +133,13 @@ def _time_twelve_mp(
     Each: (wall ms, thread CPU ms, page faults) per call."""
     jpeg = _twelve_mp_jpeg(digit, label)
     previous = _previous_digits().mnist_digit_tensor
+    before_issue18 = _previous_digits(ISSUE18_BASE).mnist_digit_tensor
     served_size = decode_image(jpeg, 50_000_000, min_side).size
     timed = {
         "old, full decode": (baseline.mnist_digit_tensor, None),
         "new, full decode": (current.mnist_digit_tensor, None),
         f"{PREVIOUS_COMMIT} (issue 10, before the speed work), served decode": (previous, min_side),
+        f"{ISSUE18_BASE} (before issue 18), served decode": (before_issue18, min_side),
         f"new, served decode ({served_size[0]}x{served_size[1]})": (current.mnist_digit_tensor, min_side),
     }
     # The served-decode pair first, by itself: the full-decode calls leave glibc's heap holding
@@ -200,13 +214,15 @@ def _table(photos: list[DigitPhoto], results: dict, timing: dict, args: argparse
     names = list(results)
     groups: dict[tuple[str, str], list[int]] = collections.defaultdict(list)
     for i, photo in enumerate(photos):
-        for key, value in photo.conditions.items():
+        for key, value in {"scene": "paper filling the frame", **photo.conditions}.items():
             groups[(key, value)].append(i)
     lines = [
         SECTION,
         "",
         f"{len(photos)} MNIST test digits rendered as phone photos (seed 2026, {args.twelve_mp} of them "
-        "12 MP; never used for training or tuning), and the clean MNIST test digits as PNG uploads. "
+        f"12 MP; the last {args.scenes} are the scenes of benchmarks/digit_scenes.py: a sheet on a desk, "
+        "ruled and squared paper, drawing-app screenshots; never used for training or tuning), and the "
+        "clean MNIST test digits as PNG uploads. "
         f"'Before' is the preprocessing and model of {BASELINE_COMMIT} on fully decoded photos; the "
         "others decode as the service now does (JPEG DCT scaling down to the digit working side). "
         "Command: `python -m benchmarks.digit_preprocessing --write-report`. "
@@ -254,20 +270,21 @@ def _write_section(section: str) -> None:
     print(f"updated {REPORT}")
 
 
-def _previous_digits() -> types.ModuleType:
-    """``service/preprocessing/digits.py`` as of ``PREVIOUS_COMMIT``, as a module (its relative
-    imports resolve to today's ``service`` package: manifest, color, components)."""
+@functools.cache
+def _previous_digits(commit: str = PREVIOUS_COMMIT) -> types.ModuleType:
+    """``service/preprocessing/digits.py`` as of ``commit``, as a module (its relative imports
+    resolve to today's ``service`` package: manifest, color, components, workspace)."""
     source = subprocess.run(
-        ["git", "show", f"{PREVIOUS_COMMIT}:service/preprocessing/digits.py"],
+        ["git", "show", f"{commit}:service/preprocessing/digits.py"],
         cwd=PROJECT_ROOT,
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    module = types.ModuleType("service.preprocessing._digits_previous")
+    module = types.ModuleType(f"service.preprocessing._digits_{commit}")
     module.__package__ = "service.preprocessing"
     sys.modules[module.__name__] = module  # dataclasses look their module up there
-    exec(compile(source, f"{PREVIOUS_COMMIT}:digits.py", "exec"), module.__dict__)  # noqa: S102 - our own file
+    exec(compile(source, f"{commit}:digits.py", "exec"), module.__dict__)  # noqa: S102 - our own file
     return module
 
 

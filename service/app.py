@@ -104,10 +104,12 @@ def create_app(
 
 
 def _protocol_routers() -> tuple[list[APIRouter], list[APIRouter]]:
-    """(routers open like ``/health``, routers behind the API key) of the batch and protocol routes."""
-    from . import batch_routes, v1_routes, v2_routes
+    """(routers open like ``/health``, routers behind the API key) of the batch, number and
+    protocol routes."""
+    from . import batch_routes, number_routes, v1_routes, v2_routes
 
-    return [v2_routes.open_router], [batch_routes.router, v1_routes.router, v2_routes.router]
+    keyed = [batch_routes.router, number_routes.router, v1_routes.router, v2_routes.router]
+    return [v2_routes.open_router], keyed
 
 
 def _include_routes(

@@ -5,7 +5,9 @@ lighting gradients and shadows, noise, blur, rotation up to 15 degrees, digit 3-
 frame, off-centre, JPEG 60-95; 4 of them 12 MP frames), posted to a real uvicorn server. Before
 issue 10 the service scored 0.177 on this set, now 0.99 (old and new preprocessing and model,
 ``python -m benchmarks.digit_preprocessing``); nothing here was used to train or tune (the
-preprocessing is tuned on photos rendered from MNIST *train* digits).
+preprocessing is tuned on photos rendered from MNIST *train* digits). Then 200 more test digits in
+issue 18's scenes (``benchmarks/digit_scenes.py``): a sheet of paper on a desk, ruled and squared
+paper, drawing-app screenshots.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 
 from benchmarks.digit_photos import render_photos
+from benchmarks.digit_scenes import DESKS, SCENES, render_scenes
 
 from .support import mnist_test_digits
 
@@ -27,10 +30,58 @@ SEED = 2026
 MIN_ACCURACY = 0.97
 
 
+# Issue 18's scenes (benchmarks/digit_scenes.py), from the next MNIST test digits: a sheet on a
+# desk, ruled and squared paper, drawing-app screenshots, SCENE_COUNT / 4 of each.
+SCENE_COUNT = 200
+# Measured per scene (models_onnx/mnist/report.md): sheet on desk 0.18 before issue 18. The
+# bound is each scene's measured accuracy less ~3 photos of 50 (other CPUs' int8 kernels).
+MIN_SCENE = 0.86
+# The whole set (photos and scenes), measured in the report; the issue's bar.
+MIN_ALL = 0.97
+
+
 @pytest.fixture(scope="module")
 def photos():
     digits, labels = mnist_test_digits(COUNT)
     return render_photos(digits, labels, SEED, twelve_mp=TWELVE_MP)
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    digits, labels = mnist_test_digits(COUNT + SCENE_COUNT)
+    return render_scenes(digits[COUNT:], labels[COUNT:], SEED)
+
+
+def _hits(http, photos) -> list[bool]:
+    hits = []
+    for photo in photos:
+        kind = "image/png" if photo.jpeg.startswith(b"\x89PNG") else "image/jpeg"
+        response = http.post("/predict", files={"file": ("photo", photo.jpeg, kind)})
+        assert response.status_code == 200, response.text
+        hits.append(response.json()["class_index"] == photo.label)
+    return hits
+
+
+def test_scene_set_covers_the_conditions(scenes):
+    seen = collections.defaultdict(set)
+    for photo in scenes:
+        for key, value in photo.conditions.items():
+            seen[key].add(value)
+    assert seen["scene"] == set(SCENES)
+    assert seen["desk"] == set(DESKS)
+    assert seen["sheet cover"] == {"50-70 %", "70-90 %"}
+
+
+def test_scenes_over_http(http, photos, scenes):
+    """Sheets on desks, ruled and squared paper, drawing apps: each scene, and the whole set."""
+    scene_hits = _hits(http, scenes)
+    by_scene = collections.defaultdict(list)
+    for photo, hit in zip(scenes, scene_hits, strict=True):
+        by_scene[photo.conditions["scene"]].append(hit)
+    accuracy = {scene: float(np.mean(hits)) for scene, hits in by_scene.items()}
+    assert min(accuracy.values()) >= MIN_SCENE, accuracy
+    everything = _hits(http, photos) + scene_hits
+    assert np.mean(everything) >= MIN_ALL, (np.mean(everything), accuracy)
 
 
 def test_photo_set_is_deterministic():

@@ -2,6 +2,7 @@
 
     edge-infer predict PATH... [--model NAME] [--top-k K] [--output results.csv|results.jsonl]
     edge-infer predict PATH... --url https://host/stage [--api-key KEY] [--concurrency N]
+    edge-infer predict PATH... --number   (read a number from each photo; with or without --url)
     edge-infer models [--model-dir DIR | --url URL]
     edge-infer serve [--host H] [--port P] [--model-dir DIR]
 
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--retries", type=int, default=4, help="retries on 429/503 busy and connection errors (--url)"
     )
     predict.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    predict.add_argument(
+        "--number", action="store_true", help="read a number (digits in one row) from each photo"
+    )
 
     commands.add_parser("models", parents=[source], help="list the models (model dir or --url)")
 
@@ -130,8 +134,12 @@ def _predict(args: argparse.Namespace) -> int:
     if args.url:
         from .remote import RemotePredictor
 
+        remote = RemotePredictor
+        if args.number:
+            from .number import RemoteNumberReader as remote
+
         model = args.model or os.environ.get("EDGE_DEFAULT_MODEL", "mnist")
-        predictor = RemotePredictor(
+        predictor = remote(
             args.url, model, args.top_k, api_key=args.api_key, api_key_header=args.api_key_header,
             batch_size=args.batch_size, concurrency=args.concurrency, timeout=args.timeout,
             retries=max(0, args.retries),
@@ -140,10 +148,12 @@ def _predict(args: argparse.Namespace) -> int:
     else:
         from .local import LocalPredictor
 
+        local = LocalPredictor
+        if args.number:
+            from .number import LocalNumberReader as local
+
         settings = _settings(args)
-        predictor = LocalPredictor(
-            settings, args.model or settings.default_model, args.top_k, args.batch_size
-        )
+        predictor = local(settings, args.model or settings.default_model, args.top_k, args.batch_size)
         mode = f"in-process, {settings.model_dir}"
 
     progress = _progress(len(found.images), disabled=args.no_progress)
@@ -160,7 +170,13 @@ def _predict(args: argparse.Namespace) -> int:
         write_file(outcomes, args.output)
     else:
         write_table(outcomes, sys.stdout)
-    summary = summarize(outcomes, true_labels(found, predictor.labels), seconds)
+    if args.number:
+        from .number import number_truths
+
+        truths = number_truths(found.images)
+    else:
+        truths = true_labels(found, predictor.labels)
+    summary = summarize(outcomes, truths, seconds)
     print(format_summary(summary, predictor.name, mode), file=sys.stderr)
     if args.output:
         print(f"wrote {len(outcomes)} rows to {args.output}", file=sys.stderr)

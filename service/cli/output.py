@@ -15,6 +15,11 @@ CSV_COLUMNS = ("path", "model", "prediction", "class_index", "confidence", "erro
 OUTPUT_SUFFIXES = (".csv", ".jsonl")
 
 
+def _answer(prediction: dict) -> str:
+    """The predicted class label, or the number read (``--number``)."""
+    return str(prediction.get("number", prediction.get("prediction", "")))
+
+
 def write_csv(outcomes: Sequence[Outcome], stream: TextIO) -> None:
     """Columns ``path,model,prediction,class_index,confidence,error``; empty cells where n/a."""
     writer = csv.writer(stream)
@@ -22,7 +27,7 @@ def write_csv(outcomes: Sequence[Outcome], stream: TextIO) -> None:
     for o in outcomes:
         p = o.prediction or {}
         writer.writerow(
-            [str(o.path), o.model, p.get("prediction", ""), p.get("class_index", ""), p.get("confidence", ""),
+            [str(o.path), o.model, _answer(p), p.get("class_index", ""), p.get("confidence", ""),
              o.error or ""]
         )  # fmt: skip
 
@@ -46,7 +51,7 @@ def write_file(outcomes: Sequence[Outcome], path: Path) -> None:
 def write_table(outcomes: Sequence[Outcome], stream: TextIO) -> None:
     """Aligned columns: path, prediction, confidence (%), and an error column when one failed."""
     rows = [
-        (str(o.path), o.prediction["prediction"], f"{o.prediction['confidence'] * 100:.1f} %", "")
+        (str(o.path), _answer(o.prediction), f"{o.prediction['confidence'] * 100:.1f} %", "")
         if o.prediction
         else (str(o.path), "-", "-", o.error or "")
         for o in outcomes
@@ -78,7 +83,7 @@ class Summary:
 def summarize(outcomes: Sequence[Outcome], truths: dict[Path, str], seconds: float) -> Summary:
     """Counts; accuracy over the images with a true label (failed images count as wrong)."""
     judged = [o for o in outcomes if o.path in truths]
-    correct = sum(1 for o in judged if o.prediction and o.prediction["prediction"] == truths[o.path])
+    correct = sum(1 for o in judged if o.prediction and _answer(o.prediction) == truths[o.path])
     failures = sum(1 for o in outcomes if not o.ok)
     return Summary(len(outcomes), failures, seconds, correct, len(judged))
 

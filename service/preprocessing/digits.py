@@ -13,8 +13,10 @@ Steps (numpy + Pillow only; the serving path has no OpenCV or SciPy):
 1. Sample the image down to at most ``WORKING_SIDE`` pixels on its longer side with Pillow's
    C code (nearest-neighbour to twice that, then a 2x2 mean), so a 12 MP photo costs as much
    as a 0.1 MP one.
-2. Polarity: paper is the majority of pixels; light-on-dark images are inverted so ink is
-   always darker than its background.
+2. A sheet of paper lying on a darker or differently coloured surround (a desk) is looked for
+   first (``.sheet``): when found, it is the paper and ink is looked for inside it only.
+   Otherwise polarity: paper is the majority of pixels; light-on-dark images are inverted so
+   ink is always darker than its background.
 3. Background: the paper's illumination is estimated per colour channel at a large scale (a
    high percentile per block of ~1/24 of the image; blocks covered by thick strokes are filled
    from a 5x5-block closing, on a grid continued past the frame by odd reflection) and divided
@@ -22,7 +24,8 @@ Steps (numpy + Pillow only; the serving path has no OpenCV or SciPy):
 4. Ink strength = the largest relative darkening over the colour channels, so a red or blue pen
    on paper is as strong as black (luminance alone loses up to half a red pen's contrast).
 5. Ink vs paper: a threshold above the paper's own noise (median + 5 robust sigmas) and above a
-   fraction of the strongest ink; 8-connected components of the ink; the digit is the heaviest
+   fraction of the strongest ink; 8-connected components of the ink, long straight lines
+   (rules, margin lines, squares, table edges: ``.lines``) taken out; the digit is the heaviest
    component (components touching the frame, like edge shadows, count less) plus every
    non-tiny component near it, so two-stroke digits (4, 5, 7) stay whole and specks go.
 6. The digit's box is cut from the full-resolution image at about ``FINE_SIDE`` pixels, and
@@ -40,7 +43,9 @@ from PIL import Image
 
 from ..manifest import MnistDigitPreprocessing
 from .color import RESAMPLING, gray_float, has_alpha
-from .components import label
+from .components import Components, label
+from .lines import line_pixels
+from .sheet import find_sheet
 from .workspace import Workspace, WorkspacePool
 
 # Longer side, in pixels, of the image the digit is located in; also the smallest side the
@@ -69,6 +74,18 @@ MAX_GAP = 0.35
 # A block darker than its closing by more than this (relative) is covered by ink and takes the
 # closing's level; others keep their own (the closing overestimates curved light fall-off).
 FILL_DROP = 0.08
+# A component longer than this fraction of the frame's height or width may hold a long straight
+# line (a rule, a margin line, a sheet or table edge: see .lines); no digit is that long.
+LINE_LENGTH = 0.45
+# So may one longer than this fraction and this many times longer than it is wide.
+LINE_PIECE = 0.1
+# Lines are traced in ink above this fraction of the digit's threshold.
+LINE_INK = 0.5
+# Line pixels more than this many times their line's mean strength are a stroke crossing it.
+LINE_DARKER = 2.0
+# Gaps a removed rule leaves in the digit's strokes, up to 2x this many pixels, are closed.
+LINE_GAP = 3
+LINE_ELONGATION = 4
 # Components touching the frame (edge shadows, the table) weigh this much when picking the digit.
 BORDER_WEIGHT = 0.25
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -90,8 +107,14 @@ def mnist_digit_tensor(image: Image.Image, spec: MnistDigitPreprocessing) -> np.
         float32 array (canvas, canvas, 1) in [0, 1], light ink on black. A blank image (no
         contrast) gives all zeros.
     """
+    return ink_canvas(digit_ink(image), spec)
+
+
+def ink_canvas(ink: np.ndarray, spec: MnistDigitPreprocessing) -> np.ndarray:
+    """MNIST's normalisation of one digit's ink intensity (float32 (h, w) in [0, 1], light
+    ink): its box fitted into ``spec.box`` (aspect kept), centred by mass on a
+    ``spec.canvas`` square. float32 (canvas, canvas, 1); all zeros for no ink."""
     canvas = np.zeros((spec.canvas, spec.canvas), dtype=np.float32)
-    ink = digit_ink(image)
     rows, cols = np.nonzero(ink)
     if rows.size == 0:
         return canvas[..., np.newaxis]
@@ -115,17 +138,32 @@ def digit_ink(image: Image.Image) -> np.ndarray:
         located = _locate(coarse, workspace)
     if located is None:
         return np.zeros((1, 1), dtype=np.float32)
-    paper, (left, top, right, bottom), grown = located
+    paper, region, grown = located
+    return fine_ink(image, paper, region, grown, coarse_size, flip)
 
-    # The digit's box in the source image.
-    sx, sy = width / coarse_size[0], height / coarse_size[1]
-    # Clamped: ``right * sx`` can round a hair above the width (e.g. 384 * (1009 / 384)).
-    box = (
-        int(np.floor(left * sx)),
-        int(np.floor(top * sy)),
-        min(int(np.ceil(right * sx)), width),
-        min(int(np.ceil(bottom * sy)), height),
-    )
+
+def fine_ink(
+    image: Image.Image,
+    paper: _Paper,
+    region: tuple[int, int, int, int],
+    grown: np.ndarray,
+    coarse_size: tuple[int, int],
+    flip: bool | None,
+) -> np.ndarray:
+    """One digit's ink intensity read from the full image: float32 (h, w) in [0, 1] at about
+    ``FINE_SIDE`` px, 0 off the digit (all zeros (1, 1) when nothing is above the threshold).
+
+    Args:
+        paper: the paper found in the coarse image.
+        region: the digit's box (left, top, right, bottom) in coarse pixels.
+        grown: bool (region h, region w), the digit's coarse ink grown by a pixel; ink in the
+            region outside it (specks, a neighbouring digit) is dropped.
+        coarse_size: (width, height) of the coarse image.
+        flip: how transparency is flattened (``_transparent_ink_is_dark``), ``None`` if none.
+    """
+    left, top, right, bottom = region
+    width, height = image.size
+    box = source_box(region, coarse_size, image.size)
     fine_size = _fit_within((box[2] - box[0], box[3] - box[1]), FINE_SIDE)
     fine = _sample(image, box, fine_size, flip, exact=True)
     fine_strength = paper.strength(fine, (left, top, right, bottom))
@@ -144,6 +182,23 @@ def digit_ink(image: Image.Image) -> np.ndarray:
     intensity = np.clip(fine_strength / high, 0.0, 1.0)
     intensity[fine_strength < paper.floor] = 0.0
     return intensity
+
+
+def source_box(
+    region: tuple[int, int, int, int], coarse_size: tuple[int, int], size: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """A coarse-pixel box (left, top, right, bottom) in the source image's pixels (``size`` =
+    (width, height)), rounded outwards and clamped to the image."""
+    left, top, right, bottom = region
+    width, height = size
+    sx, sy = width / coarse_size[0], height / coarse_size[1]
+    # Clamped: ``right * sx`` can round a hair above the width (e.g. 384 * (1009 / 384)).
+    return (
+        int(np.floor(left * sx)),
+        int(np.floor(top * sy)),
+        min(int(np.ceil(right * sx)), width),
+        min(int(np.ceil(bottom * sy)), height),
+    )
 
 
 def _locate(
@@ -175,8 +230,9 @@ class _Paper:
     ``background`` is one float32 (grid_h, grid_w) grid per colour channel, one value per
     ``block`` x ``block`` cell of the coarse image (after inversion: ink darker than paper), at
     least 0.02 (a black frame is not divided by zero); ``threshold`` (what is
-    surely ink) and ``floor`` (the paper's noise level) are on the ink-strength scale (relative
-    darkening, 0-1).
+    surely ink), ``floor`` (the paper's noise level), ``noise`` (the smoothed strength's
+    noise bound, the threshold's lower limit) and ``peak`` (the strongest smoothed ink) are
+    on the ink-strength scale (relative darkening, 0-1).
     """
 
     invert: bool
@@ -185,13 +241,21 @@ class _Paper:
     coarse_size: tuple[int, int]
     threshold: float
     floor: float
+    noise: float = 0.0
+    peak: float = 1.0
 
     @staticmethod
     def estimate(coarse: _Planes, workspace: Workspace) -> tuple[_Paper, np.ndarray] | None:
         """From the coarse image's planes: the paper and the coarse image's ink strength,
         float32 (h, w) on ``workspace``; ``None`` when blank (no contrast)."""
         height, width = coarse.shape
-        invert = _light_ink_on_dark(coarse)
+        step = _subsample_step(height * width)
+        small = coarse.gray(step)
+        # A sheet on a desk: ink is looked for inside the sheet only, and the sheet is paper.
+        # (on a grid twice as sparse again: ~2,000 samples are plenty for a sheet's outline)
+        sheet_step = 2 * step
+        inside = find_sheet(coarse.darkest(sheet_step) if len(coarse.planes) > 1 else small[::2, ::2])
+        invert = False if inside is not None else _light_ink_on_dark(coarse, small)
         if invert:
             coarse = coarse.inverted()
         block = max(4, 2 * int(round(max(height, width) / BLOCKS / 2)))  # even: see _block_background
@@ -200,19 +264,25 @@ class _Paper:
         raw = paper.strength(
             coarse, (0.0, 0.0, float(width), float(height)), inverted=True, workspace=workspace
         )
+        if inside is not None:
+            # The subsample grid's mask, each cell covering step x step coarse pixels.
+            grid = np.repeat(np.repeat(inside, sheet_step, axis=0), sheet_step, axis=1)[:height, :width]
+            np.multiply(raw, grid, out=raw)
+            inside = grid[::step, ::step]
         # Stroke intensities are read unsmoothed, above the raw noise (measured first: the 3x3
         # mean below reuses the raw buffer).
-        raw_median, raw_spread = _median_spread(raw)
+        raw_median, raw_spread = _median_spread(raw, inside)
         raw_peak = float(raw.max())
         # The digit is found on a 3x3 mean: noise drops 3x, grainy pencil strokes join up.
         strength = _box3(raw, workspace.array("scratch", raw.shape))
-        median, spread = _median_spread(strength)
+        median, spread = _median_spread(strength, inside)
         peak = float(strength.max())
         if peak - median < MIN_CONTRAST:
             return None
-        threshold = max(median + 5.0 * spread + 0.03, INK_FRACTION * peak)
+        noise = median + 5.0 * spread + 0.03
+        threshold = max(noise, INK_FRACTION * peak)
         floor = min(max(raw_median + 3.0 * raw_spread + 0.02, NOISE_FLOOR * raw_peak), threshold)
-        return _Paper(invert, background, block, (width, height), threshold, floor), strength
+        return _Paper(invert, background, block, (width, height), threshold, floor, noise, peak), strength
 
     def strength(
         self,
@@ -269,7 +339,7 @@ def _bilinear_weights(size: int, start: float, stop: float, out_size: int) -> np
     return matrix
 
 
-def _light_ink_on_dark(coarse: _Planes) -> bool:
+def _light_ink_on_dark(coarse: _Planes, small: np.ndarray) -> bool:
     """Whether the image is light ink on a dark background (MNIST itself, a chalkboard).
 
     The background is the majority of pixels. Paper under any light a phone can expose for is
@@ -277,9 +347,9 @@ def _light_ink_on_dark(coarse: _Planes) -> bool:
     black backgrounds, so the median decides; in between, the ink decides: it is the side of
     the strongest departures from the local (per-block median) level.
     """
-    # The median is read on a subsample; the full luminance is needed only in between.
-    step = _subsample_step(coarse.shape[0] * coarse.shape[1])
-    median = _quantile(coarse.gray(step), 0.5)
+    # The median is read on ``small``, the luminance of every ``_subsample_step``-th pixel;
+    # the full luminance is needed only in between.
+    median = _quantile(small, 0.5)
     if median < 0.25 or median > 0.45:
         return median < 0.25
     gray = coarse.gray()
@@ -298,9 +368,12 @@ def _light_ink_on_dark(coarse: _Planes) -> bool:
     return bool(brightest > darkest)
 
 
-def _median_spread(values: np.ndarray) -> tuple[float, float]:
-    """Median and robust standard deviation (1.4826 x median absolute deviation)."""
+def _median_spread(values: np.ndarray, where: np.ndarray | None = None) -> tuple[float, float]:
+    """Median and robust standard deviation (1.4826 x median absolute deviation) of a
+    subsample of ``values``; with ``where`` (bool, the subsample's shape), of its True cells."""
     sample = _subsample(values)
+    if where is not None:
+        sample = sample[where]
     median = _quantile(sample, 0.5)
     return median, 1.4826 * _quantile(np.abs(sample - np.float32(median)), 0.5)
 
@@ -451,29 +524,105 @@ def _grid_filter(grid: np.ndarray, reduce) -> np.ndarray:
     return out
 
 
-def _digit_mask(strength: np.ndarray, threshold: float, workspace: Workspace) -> np.ndarray | None:
-    """Boolean mask of the digit's components (see the module docstring), or ``None``."""
+@dataclass(frozen=True)
+class InkParts:
+    """The ink of a coarse image as 8-connected components, long straight lines taken out.
+
+    ``ink`` is the bool (h, w) mask (on a workspace buffer); ``parts`` its components;
+    ``top``, ``bottom``, ``left``, ``right`` (inclusive), ``area`` (pixels) and ``mass`` (summed
+    ink strength) are int64 / float64 (count,) per component; ``removed`` holds the flat
+    indices of ink taken out as lines (empty when none).
+    """
+
+    ink: np.ndarray
+    parts: Components
+    top: np.ndarray
+    bottom: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    area: np.ndarray
+    mass: np.ndarray
+    removed: np.ndarray
+
+    def score(self) -> np.ndarray:
+        """How digit-like each component is: heavy and dark (residues of shadow edges can be as
+        heavy as a digit, never as dark); those touching the frame weigh less."""
+        height, width = self.ink.shape
+        at_border = (
+            (self.top == 0) | (self.left == 0) | (self.bottom == height - 1) | (self.right == width - 1)
+        )
+        return self.mass * (self.mass / self.area) * np.where(at_border, BORDER_WEIGHT, 1.0)
+
+    def mask_of(self, kept: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """bool (h, w): the pixels of the components where ``kept`` (bool (count,)), with the
+        pixels a removed line took from their strokes given back (``LINE_GAP``)."""
+        mask = np.zeros(self.ink.shape, dtype=bool) if out is None else out
+        flat = mask.reshape(-1)
+        flat.fill(False)
+        flat[self.parts.pixels[kept[self.parts.labels]]] = True
+        if self.removed.size:
+            # Where a rule crossed the digit, its strokes lost the rule's pixels: those inside
+            # the digit's outline (a closing of its strokes) are given back.
+            closed = _closing(mask, LINE_GAP)
+            flat[self.removed[closed.ravel()[self.removed]]] = True
+        return mask
+
+
+def ink_parts(strength: np.ndarray, threshold: float, workspace: Workspace) -> InkParts | None:
+    """The ink above ``threshold`` in ``strength`` (float32 (h, w)) as components, long
+    straight lines (``.lines``) taken out; ``None`` when there is no ink."""
     ink = np.greater(strength, threshold, out=workspace.array("ink", strength.shape, np.bool_))
     parts = label(ink)
     if parts.count == 0:
         return None
     height, width = ink.shape
     rows, cols = np.divmod(parts.pixels, width)
-    n = parts.count
-    area = np.bincount(parts.labels, minlength=n)
-    mass = np.bincount(parts.labels, weights=strength.ravel()[parts.pixels], minlength=n)
-    top = np.full(n, height)
-    np.minimum.at(top, parts.labels, rows)
-    bottom = np.zeros(n, dtype=np.int64)
-    np.maximum.at(bottom, parts.labels, rows)
-    left = np.full(n, width)
-    np.minimum.at(left, parts.labels, cols)
-    right = np.zeros(n, dtype=np.int64)
-    np.maximum.at(right, parts.labels, cols)
-    at_border = (top == 0) | (left == 0) | (bottom == height - 1) | (right == width - 1)
-    # Heavy and dark: residues of shadow edges can be as heavy as a digit, never as dark.
-    score = mass * (mass / area) * np.where(at_border, BORDER_WEIGHT, 1.0)
-    main = int(np.argmax(score))
+    removed = np.zeros(0, dtype=np.int64)
+    top, bottom, left, right = _boxes(parts, rows, cols, (height, width))
+    spans = np.stack([bottom - top + 1, right - left + 1], axis=1)
+    # Pieces of lines: long, or long-ish and thin (a rule broken by noise or by a shadow).
+    reach = (spans / np.array([height, width])).max(axis=1)
+    thin = spans.max(axis=1) >= LINE_ELONGATION * spans.min(axis=1)
+    long = (reach >= LINE_LENGTH) | ((reach >= LINE_PIECE) & thin)
+    if long.any():
+        # Rules, margin lines, sheet and table edges: taken out, and the rest labelled again.
+        # They are looked for in fainter ink than the digit's: a thin rule is often only
+        # pieces above the digit's threshold.
+        faint = np.flatnonzero(strength > LINE_INK * threshold)
+        line = line_pixels(*np.divmod(faint, width), (height, width))
+        on_line = line >= 0
+        # Only ink about as dark as its line goes: a pen's stroke across a rule is darker.
+        values = strength.ravel()[faint]
+        numbers = line[on_line]
+        level = np.zeros(faint.size)
+        if numbers.size:
+            sums = np.bincount(numbers, weights=values[on_line])
+            level[on_line] = (sums / np.maximum(np.bincount(numbers), 1))[numbers]
+        removed = faint[on_line & (values > threshold) & (values <= LINE_DARKER * level)]
+        if removed.size:
+            ink.ravel()[removed] = False
+            joined = _joined_across_gaps(ink, LINE_GAP)
+            if joined.count == 0:
+                # Nothing but the line: it is what was drawn (a 1 from edge to edge, a bar).
+                ink.ravel()[removed] = True
+                removed = removed[:0]
+            else:
+                parts = joined
+            rows, cols = np.divmod(parts.pixels, width)
+            top, bottom, left, right = _boxes(parts, rows, cols, (height, width))
+    area = np.bincount(parts.labels, minlength=parts.count)
+    mass = np.bincount(parts.labels, weights=strength.ravel()[parts.pixels], minlength=parts.count)
+    return InkParts(ink, parts, top, bottom, left, right, area, mass, removed)
+
+
+def _digit_mask(strength: np.ndarray, threshold: float, workspace: Workspace) -> np.ndarray | None:
+    """Boolean mask of the digit's components (see the module docstring), or ``None``."""
+    found = ink_parts(strength, threshold, workspace)
+    if found is None:
+        return None
+    top, bottom, left, right, area = found.top, found.bottom, found.left, found.right, found.area
+    n = found.parts.count
+    main = int(np.argmax(found.score()))
     kept = np.zeros(n, dtype=bool)
     kept[main] = True
     box = [top[main], left[main], bottom[main], right[main]]
@@ -496,10 +645,59 @@ def _digit_mask(strength: np.ndarray, threshold: float, workspace: Workspace) ->
                     max(box[3], right[c]),
                 ]
                 changed = True
-    mask = ink.reshape(-1)  # the ink mask is not needed past this point: its buffer is reused
-    mask.fill(False)
-    mask[parts.pixels[kept[parts.labels]]] = True
-    return mask.reshape(ink.shape)
+    # The ink mask is not needed past this point: its buffer is reused.
+    return found.mask_of(kept, out=found.ink)
+
+
+def _joined_across_gaps(ink: np.ndarray, radius: int) -> Components:
+    """Components of ``ink`` where pieces less than 2 ``radius`` pixels apart are one: the
+    components of its closing, holding ``ink``'s own pixels only. A digit crossed by rules
+    that were taken out is in pieces split by the rules' width; it stays one component."""
+    pixels = np.flatnonzero(ink)
+    if pixels.size == 0:
+        return Components(pixels, pixels.copy(), 0)
+    joined = label(_closing(ink, radius))
+    lookup = np.empty(ink.size, dtype=np.int64)
+    lookup[joined.pixels] = joined.labels
+    present, labels = np.unique(lookup[pixels], return_inverse=True)
+    return Components(pixels, labels.reshape(-1), int(present.size))
+
+
+def _closing(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary closing by a (2 radius + 1) square, computed in the mask's True box (+ radius)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    out = np.zeros_like(mask)
+    if rows.size == 0:
+        return out
+    top, left = max(int(rows[0]) - radius, 0), max(int(cols[0]) - radius, 0)
+    bottom, right = int(rows[-1]) + radius + 1, int(cols[-1]) + radius + 1
+    box = np.pad(mask[top:bottom, left:right], radius)
+    grown = box.copy()
+    for _ in range(radius):
+        grown = _dilate(grown)
+    shrunk = ~grown
+    for _ in range(radius):
+        shrunk = _dilate(shrunk)
+    inner = ~shrunk[radius:-radius, radius:-radius]
+    out[top:bottom, left:right] = inner[: out[top:bottom].shape[0], : out[:, left:right].shape[1]]
+    return out
+
+
+def _boxes(
+    parts: Components, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each component's top, bottom, left and right pixel (inclusive): int64 (count,) each."""
+    height, width = shape
+    n = parts.count
+    top = np.full(n, height)
+    np.minimum.at(top, parts.labels, rows)
+    bottom = np.zeros(n, dtype=np.int64)
+    np.maximum.at(bottom, parts.labels, rows)
+    left = np.full(n, width)
+    np.minimum.at(left, parts.labels, cols)
+    right = np.zeros(n, dtype=np.int64)
+    np.maximum.at(right, parts.labels, cols)
+    return top, bottom, left, right
 
 
 def _dilate(mask: np.ndarray) -> np.ndarray:
@@ -613,6 +811,16 @@ class _Planes:
         if self.full == 255.0:
             return _Planes(tuple(np.uint8(255) - plane for plane in self.planes), 255.0)
         return _Planes(tuple(np.float32(1.0) - plane for plane in self.planes), 1.0)
+
+    def darkest(self, step: int = 1) -> np.ndarray:
+        """The smallest channel of every ``step``-th pixel in both directions, float32 in
+        [0, 1]: paper of any tint is high in all three, a wooden or coloured desk is low in
+        one (the blue of brown wood), even where its luminance is close to a tinted paper's."""
+        planes = [plane[::step, ::step] for plane in self.planes]
+        darkest = np.minimum(planes[0], planes[1])
+        for plane in planes[2:]:
+            np.minimum(darkest, plane, out=darkest)
+        return darkest * np.float32(1.0 / self.full)
 
     def gray(self, step: int = 1) -> np.ndarray:
         """Luminance (ITU-R BT.601) of every ``step``-th pixel in both directions, float32 in

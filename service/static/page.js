@@ -15,6 +15,11 @@ function startPage() {
   const drop = $("drop");
   const fileInput = $("files");
   const results = $("results");
+  const cameraInput = $("camera");
+  const numberField = $("number-field");
+  const numberMode = $("number-mode");
+  // Model name -> whether it is a digit model (manifest preprocessing mnist_digit).
+  const digitModels = new Map();
 
   // The API key lives in this variable only: never in storage, cookies or the URL.
   let apiKey = "";
@@ -139,12 +144,31 @@ function startPage() {
     }
   }
 
+  // The "read a number" switch is offered for digit models only (GET models/{name} says).
+  async function offerNumberSwitch(name) {
+    if (!digitModels.has(name)) {
+      try {
+        const info = await call("models/" + encodeURIComponent(name));
+        digitModels.set(name, info.preprocessing && info.preprocessing.kind === "mnist_digit");
+      } catch (err) {
+        digitModels.set(name, false);
+      }
+    }
+    if (modelSelect.value === name) numberField.hidden = !digitModels.get(name);
+  }
+
+  function numberWanted(model) {
+    return numberMode.checked && !numberField.hidden && digitModels.get(model) === true;
+  }
+
   function describeModel() {
     const m = models.find((x) => x.name === modelSelect.value);
     if (!m) {
       modelNote.hidden = true;
+      numberField.hidden = true;
       return;
     }
+    offerNumberSwitch(m.name);
     modelNote.hidden = false;
     modelNote.className = "note" + (m.for_real_predictions ? "" : " warn");
     modelNote.textContent = m.for_real_predictions
@@ -159,10 +183,12 @@ function startPage() {
     return Array.from(list || []).filter((f) => f && f.size !== undefined);
   }
 
-  fileInput.addEventListener("change", () => {
-    classify(imagesFrom(fileInput.files));
-    fileInput.value = "";
-  });
+  for (const input of [fileInput, cameraInput]) {
+    input.addEventListener("change", () => {
+      classify(imagesFrom(input.files));
+      input.value = "";
+    });
+  }
 
   for (const name of ["dragenter", "dragover"]) {
     drop.addEventListener(name, (event) => {
@@ -192,6 +218,9 @@ function startPage() {
     el.setAttribute("data-testid", "result");
     const img = document.createElement("img");
     img.alt = "";
+    const photo = document.createElement("div");
+    photo.className = "photo";
+    photo.append(img);
     img.addEventListener("load", () => URL.revokeObjectURL(img.src));
     img.addEventListener("error", () => img.classList.add("broken"));
     if (file.type.startsWith("image/")) img.src = URL.createObjectURL(file);
@@ -204,8 +233,8 @@ function startPage() {
     state.className = "muted";
     state.textContent = "classifying…";
     body.append(name, state);
-    el.append(img, body);
-    return { el, body, state };
+    el.append(photo, body);
+    return { el, body, state, img, photo };
   }
 
   function percent(p) {
@@ -256,6 +285,64 @@ function startPage() {
       warn.className = "note warn";
       warn.textContent = "Not for real predictions: this model has random weights.";
       view.body.append(warn);
+    }
+  }
+
+  // A number: the digits and their product of confidences, each digit's box drawn over the
+  // photo (boxes are in pixels of the upright image, as the browser shows it).
+  function showNumber(view, reading, seconds) {
+    view.el.className = "card done number";
+    const top = document.createElement("p");
+    top.className = "prediction";
+    top.setAttribute("data-testid", "number");
+    top.textContent = reading.number + " — " + percent(reading.confidence);
+    const list = document.createElement("ol");
+    list.className = "digits";
+    for (const digit of reading.digits) {
+      const li = document.createElement("li");
+      li.setAttribute("data-testid", "digit-row");
+      li.textContent = digit.prediction + " " + percent(digit.confidence);
+      list.append(li);
+    }
+    const meta = document.createElement("p");
+    meta.className = "muted meta";
+    meta.textContent =
+      reading.model + " v" + reading.model_version + " · " + (seconds * 1000).toFixed(0) + " ms";
+    view.state.replaceWith(top);
+    view.body.append(list, meta);
+    const draw = () => {
+      const w = view.img.naturalWidth, h = view.img.naturalHeight;
+      if (!w || !h) return;
+      for (const digit of reading.digits) {
+        const [left, topPx, right, bottom] = digit.box;
+        const box = document.createElement("span");
+        box.className = "digit-box";
+        box.setAttribute("data-testid", "digit-box");
+        box.style.left = (100 * left / w).toFixed(3) + "%";
+        box.style.top = (100 * topPx / h).toFixed(3) + "%";
+        box.style.width = (100 * (right - left) / w).toFixed(3) + "%";
+        box.style.height = (100 * (bottom - topPx) / h).toFixed(3) + "%";
+        box.textContent = digit.prediction;
+        view.photo.append(box);
+      }
+    };
+    if (view.img.complete && view.img.naturalWidth) draw();
+    else view.img.addEventListener("load", draw, { once: true });
+  }
+
+  async function readNumber(model, file, view) {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    const k = Math.max(1, Math.min(1000, parseInt(topKInput.value, 10) || 3));
+    const start = performance.now();
+    try {
+      const reading = await call("models/" + encodeURIComponent(model) + "/number?top_k=" + k, {
+        method: "POST",
+        body: form,
+      });
+      showNumber(view, reading, (performance.now() - start) / 1000);
+    } catch (err) {
+      handleError(err, [file], [view], model);
     }
   }
 
@@ -352,7 +439,9 @@ function startPage() {
     const views = files.map(card);
     // Newest first, each group in the order the files were given.
     results.prepend(...views.map((v) => v.el));
-    if (files.length > 1 && batchRoute !== false) {
+    if (numberWanted(model)) {
+      await Promise.all(files.map((f, i) => readNumber(model, f, views[i])));
+    } else if (files.length > 1 && batchRoute !== false) {
       // At most BATCH_FILES per request: under the server's per-request file limit (32 by
       // default) and its body limit for ordinary photos; a 413 still falls back to one each.
       const batches = [];

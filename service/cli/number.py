@@ -1,0 +1,76 @@
+"""``edge-infer predict --number``: read a number from each photo, in-process or over HTTP.
+
+Each file goes through the number route's own steps (``service.number_routes``: decode at
+full size, cut into digits, one ONNX Runtime batch per photo), locally, or as one
+``POST /models/{name}/number`` per file with ``--url``. The record of each file is that
+route's answer (``number``, ``confidence``, ``digits`` with boxes); the table shows the number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+
+from ..errors import ServiceError
+from ..number_routes import not_a_digit_model, number_answer, read_number_upload
+from .files import UsageError
+from .local import LocalPredictor
+from .outcome import Outcome, error_text
+from .remote import RemotePredictor, _detail, _mime
+
+
+def number_truths(images: Sequence[Path]) -> dict[Path, str]:
+    """Image -> the number it shows, for images in a folder named by digits only ("2024/")."""
+    return {image: image.parent.name for image in images if image.parent.name.isdigit()}
+
+
+class LocalNumberReader(LocalPredictor):
+    """Read numbers with a digit model loaded from ``settings.model_dir``.
+
+    Raises (constructor): as ``LocalPredictor``, and UsageError for a model that is not a
+    digit model.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        refusal = not_a_digit_model(self.model)
+        if refusal:
+            raise UsageError(f"--number needs a digit model: {refusal}")
+
+    def _batch(self, paths: Sequence[Path]) -> list[Outcome]:
+        return [self._read(path) for path in paths]
+
+    def _read(self, path: Path) -> Outcome:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            return Outcome(path, self.name, error=error_text(0, f"cannot read file: {exc}"))
+        try:
+            read = read_number_upload(self.model, data, self.max_pixels, self.k)
+        except ServiceError as exc:
+            return Outcome(path, self.name, error=error_text(exc.status_code, exc.detail))
+        return Outcome(path, self.name, prediction=number_answer(self.model, read).model_dump())
+
+
+class RemoteNumberReader(RemotePredictor):
+    """Read numbers with a digit model served at ``url``: one request per file."""
+
+    def _batch(self, uploads: list[tuple[Path, bytes]]) -> list[tuple[Path, Outcome]]:
+        return [(path, self._number(path, data)) for path, data in uploads]
+
+    def _number(self, path: Path, data: bytes) -> Outcome:
+        try:
+            response = self._send(
+                "POST",
+                f"models/{quote(self.name, safe='')}/number",
+                params={"top_k": self.k},
+                files={"file": (path.name, data, _mime(path))},
+            )
+        except httpx.TransportError as exc:
+            return Outcome(path, self.name, error=error_text(0, str(exc)))
+        if response.status_code != 200:
+            return Outcome(path, self.name, error=error_text(response.status_code, _detail(response)))
+        return Outcome(path, self.name, prediction=response.json())
