@@ -47,7 +47,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import numpy as np
@@ -61,6 +61,9 @@ from .imaging import decode_image
 from .inference import Ranked, run, top_k
 from .registry import LoadedModel, ModelRegistry
 from .schemas import ClassProbability, Prediction
+
+if TYPE_CHECKING:
+    from .dynamic_batching import DynamicBatcher
 
 __all__ = [
     "UPLOAD_FIELD",
@@ -245,13 +248,21 @@ async def predict_one(
     max_pixels: int,
     admission: anyio.CapacityLimiter,
     workers: anyio.CapacityLimiter,
+    batcher: DynamicBatcher | None = None,
 ) -> Prediction:
     """The whole path for one uploaded image: admit, read, classify in a worker, respond.
 
-    Sets ``request.state.inference_seconds`` for the access log and metrics.
+    With a ``batcher`` (dynamic batching), the worker only prepares the image and the model
+    runs in the batcher's next batch. Sets ``request.state.inference_seconds`` for the access
+    log and metrics.
     """
     async with admit(admission):
         data = await read_upload(request)
-        timed = await in_worker(workers, predict_upload, model, data, max_pixels, k)
+        if batcher is None:
+            timed = await in_worker(workers, predict_upload, model, data, max_pixels, k)
+        else:
+            from .dynamic_batching import classify_upload
+
+            timed = await classify_upload(batcher, workers, data, max_pixels, k)
     request.state.inference_seconds = timed.seconds
     return respond(model, timed.ranked)
