@@ -10,7 +10,8 @@ Event loop (async):
     ``admit(limiter)``: async context manager holding one admission token for the request;
         raises ``Overloaded`` (503, ``Retry-After: 1``) at once when none is free, before the
         body is read. Released on exit, whatever happens.
-    ``read_upload(request) -> bytes``: the multipart field ``file`` or else the raw body.
+    ``read_upload(request) -> bytes``: the multipart field ``file`` (parsed in memory,
+        ``service.forms``) or else the raw body.
         Raises ``InvalidForm`` (422) for a form without a file; ``PayloadTooLarge`` (413)
         comes from the body-size middleware; malformed multipart is Starlette's 400.
     ``in_worker(limiter, func, *args)``: run blocking ``func`` in a worker thread, at most
@@ -57,6 +58,7 @@ from starlette.requests import Request
 
 from . import allocator, preprocessing
 from .errors import BadImage, InvalidForm, ModelMisconfigured, ModelNotFound, ModelUnavailable, Overloaded
+from .forms import in_memory_form
 from .imaging import decode_image
 from .inference import Ranked, run, top_k
 from .registry import LoadedModel, ModelRegistry
@@ -124,7 +126,7 @@ async def read_upload(request: Request) -> bytes:
     if not content_type.lower().startswith("multipart/form-data"):
         return await request.body()
     # Starlette turns multipart errors (too many files or fields, malformed) into 400.
-    async with request.form(max_files=1, max_fields=8) as form:
+    async with in_memory_form(request, max_files=1, max_fields=8) as form:
         upload = form.get(UPLOAD_FIELD)
         if upload is None:
             fields = ", ".join(repr(k) for k in form) or "none"
