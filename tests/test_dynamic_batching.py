@@ -153,17 +153,21 @@ def test_classify_upload_keeps_a_bad_image_out_of_the_queue(model: LoadedModel) 
 
     from service.errors import UnsupportedImage
 
-    batcher = DynamicBatcher(model, max_batch_size=8)
+    recorder = Recorder()
+    batcher = DynamicBatcher(model, max_batch_size=8, observer=recorder)
 
     async def scenario() -> None:
         workers = anyio.CapacityLimiter(2)
         with pytest.raises(UnsupportedImage):
             await classify_upload(batcher, workers, b"%PDF-1.7 not an image", MAX_PIXELS, 3)
+        assert recorder.sizes == []  # refused before ONNX Runtime: no batch
         timed = await classify_upload(batcher, workers, PNGS[0], MAX_PIXELS, 3)
         assert timed.ranked[0].label == str(LABELS[0])
+        # The model was idle: prepared and run in one worker call, a batch of one, no wait.
+        assert recorder.sizes == [1] and recorder.waits == [0.0]
 
     asyncio.run(scenario())
-    assert batcher.queued_images == 0 and batcher.running == 0
+    assert batcher.queued_images == 0 and batcher.running == 0 and batcher.idle()
 
 
 def test_the_worker_plan_keeps_one_run_on_every_cpu() -> None:
