@@ -288,7 +288,7 @@ def markdown(rows: list[Row], single_ms: float, route: str) -> str:
             f"{r.server_cpu_ms_per_image}, {r.hey_cpu_ms_per_image}, {r.limit_cpu_ms_per_image} |"
         )
     lines.append(f"\nSingle image, no HTTP (service thread plan): p50 {single_ms:.2f} ms.")
-    if rows and rows[0].clients == 1:
+    if rows and rows[0].clients == 1 and route == "single":
         lines.append(f"1 client p50 / single-image p50: {rows[0].p50_ms / single_ms:.2f}.")
     return "\n".join(lines)
 
