@@ -128,9 +128,7 @@ async def classify_files_batched(
             tensor, seconds = await anyio.to_thread.run_sync(
                 timed, prepare, model, data, max_pixels, limiter=workers
             )
-        except ServiceError as exc:
-            if exc.status_code >= 500:
-                raise
+        except ServiceError as exc:  # kept, not raised: a task group would wrap it in a group
             results[index] = exc
         else:
             results[index] = tensor
@@ -140,6 +138,9 @@ async def classify_files_batched(
         async with anyio.create_task_group() as group:
             for index, data in enumerate(files):
                 group.start_soon(prepare_one, index, data)
+    fault = next((r for r in results if isinstance(r, ServiceError) and r.status_code >= 500), None)
+    if fault is not None:
+        raise fault
     tensors = [r for r in results if isinstance(r, np.ndarray)]
     run_seconds = 0.0
     rows: Iterator[np.ndarray] = iter(())
