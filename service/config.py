@@ -214,16 +214,20 @@ class Settings(BaseModel):
             total_timeout=self.image_url_timeout,
         )
 
-    def thread_plan(self, environ: Mapping[str, str] | None = None) -> ThreadPlan:
+    def thread_plan(
+        self, environ: Mapping[str, str] | None = None, *, batching: bool | None = None
+    ) -> ThreadPlan:
         """Inference workers and ONNX Runtime threads per inference, from the CPU budget.
 
         Explicit ``intra_op_threads`` / ``inference_workers`` win; see ``service.cpus``.
+        ``batching`` (default ``dynamic_batching``): False for callers that run ONNX Runtime in
+        their workers themselves (the CLI's in-process mode), whatever the server does.
         """
         return plan_threads(
             cpu_budget(environ),
             self.intra_op_threads,
             self.inference_workers,
-            batching=self.dynamic_batching,
+            batching=self.dynamic_batching if batching is None else batching,
             runners=self.batch_runners,
         )
 
