@@ -7,7 +7,7 @@ VENV_BIN := .venv/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help bootstrap serve test models lint
+.PHONY: help bootstrap serve test models lint docs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,6 +22,12 @@ serve: bootstrap  ## install the runtime + uvicorn and serve models_onnx/ on htt
 test: bootstrap  ## install everything and run the whole test suite
 	$(UV) sync --frozen --all-extras
 	$(VENV_BIN)/pytest
+
+DOCS_PORT ?= 8001
+
+docs: bootstrap  ## serve the documentation site (mkdocs.yml, docs/) on http://$(HOST):$(DOCS_PORT), rebuilt on save
+	$(UV) sync --frozen --inexact --extra dev
+	NO_MKDOCS_2_WARNING=1 $(VENV_BIN)/mkdocs serve --strict --dev-addr $(HOST):$(DOCS_PORT)
 
 # Offline weights for the seed models (../shared/data/keras_weights); WEIGHTS=imagenet on a
 # connected machine converts ResNet50 / MobileNetV2 with Keras's real ImageNet weights.

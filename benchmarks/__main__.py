@@ -5,7 +5,8 @@
 
 Needs the Lambda package built by ``make package`` (``build/lambda/x86_64/``) and, for the
 baseline, TensorFlow (the ``convert`` extra). Results: ``benchmarks/results/results.json``,
-``results.md`` and ``chart.png``; the table is also written into ``benchmarks/README.md``.
+``results.md`` and ``chart.png``; the tables are also written into ``benchmarks/README.md``, the
+headline table into the project README (the documentation site renders its page from results.json).
 """
 
 from __future__ import annotations
@@ -301,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.resolve() == RESULTS.resolve():
         report.update_readme(README, table)
         report.update_readme(
-            PROJECT_README, report.markdown(results, chart.relative_to(PROJECT_README.parent))
+            PROJECT_README, report.headline(results), report.HEADLINE_START, report.HEADLINE_END
         )
     print(table)
     return 0

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+# The project README holds only the headline table (``headline``); the full tables are rendered
+# into the documentation site from results.json by docs/hooks.py.
+HEADLINE_START, HEADLINE_END = "<!-- headline:start -->", "<!-- headline:end -->"
 VARIANTS = ("lambda", "uvicorn", "tf_baseline")
 # One colour per thing measured, the same in every panel (TensorFlow/Keras in greys).
 COLOURS = {
@@ -252,6 +255,39 @@ def markdown(results: dict, chart_path: Path | str) -> str:
     return "\n".join(lines)
 
 
+def headline(results: dict) -> str:
+    """The project README's one results table: per model, Lambda cold start, warm int8 latency
+    and HTTP p50, each against its baseline, with the run's date, command and CPU."""
+    meta = results["meta"]
+    lines = [
+        "| model | Lambda cold start p50 | vs TensorFlow | warm int8 per image p50 | vs ONNX fp32 | "
+        "HTTP p50, one JPEG | vs TensorFlow |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def times(slow: float | None, fast: float | None) -> str:
+        ratio = _ratio(slow, fast)
+        return f"{ratio:.1f}x" if ratio else "-"
+
+    for name, model in results["models"].items():
+        cold, warm, http = model["cold_start"], model["warm"], model["http"]
+        lam = cold["lambda"]["p50_s"]
+        int8 = warm["onnx_int8"]["per_image_p50_ms"]
+        ours = http["uvicorn"]["p50_ms"]
+        lines.append(
+            f"| {name} | {lam:.2f} s | {times(cold.get('tf_baseline', {}).get('p50_s'), lam)} | "
+            f"{int8:.2f} ms | {times(warm.get('onnx_fp32', {}).get('per_image_p50_ms'), int8)} | "
+            f"{ours:.1f} ms | {times(http.get('tf_baseline', {}).get('p50_ms'), ours)} |"
+        )
+    lines += [
+        "",
+        f"`{meta['command']}` ({meta['date'][:10]}, {meta['runs']} cold starts per variant, "
+        f"{meta['requests']} HTTP requests) on {meta['machine']}.{_cpu_line(meta)} TensorFlow is the same "
+        "Keras model served by FastAPI + TensorFlow.",
+    ]
+    return "\n".join(lines)
+
+
 def chart(results: dict, path: Path) -> Path:
     """Three panels: cold start p50, warm per-image p50, HTTP p50; log scale, per model."""
     import matplotlib
@@ -288,9 +324,14 @@ def chart(results: dict, path: Path) -> Path:
     return path
 
 
-def update_readme(readme: Path, table: str) -> None:
-    """Replace the text between the results markers in ``readme`` with ``table``."""
+def update_readme(readme: Path, table: str, start: str = START, end: str = END) -> None:
+    """Replace the text between the ``start`` and ``end`` markers in ``readme`` with ``table``.
+
+    Raises ValueError if ``readme`` lacks either marker (rather than appending a copy).
+    """
     text = readme.read_text()
-    head, _, rest = text.partition(START)
-    _, _, tail = rest.partition(END)
-    readme.write_text(f"{head}{START}\n{table}\n{END}{tail}")
+    head, found, rest = text.partition(start)
+    _, found_end, tail = rest.partition(end)
+    if not found or not found_end:
+        raise ValueError(f"{readme} has no {start} ... {end} block")
+    readme.write_text(f"{head}{start}\n{table}\n{end}{tail}")

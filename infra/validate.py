@@ -91,8 +91,11 @@ def as_packaged(template: dict, bucket: str = "edge-infer-artifacts") -> dict:
     return packaged
 
 
-def translate_sam(template: dict, region: str = "us-east-1") -> dict:
+def translate_sam(template: dict, region: str = "us-east-1", parameters: dict | None = None) -> dict:
     """CloudFormation from a SAM template, by aws-sam-translator (what ``sam deploy`` submits).
+
+    ``parameters``: values for the template's parameters, as ``--parameter-overrides`` gives
+    them (SAM resolves a few properties from them, e.g. DeploymentPreference's Type).
 
     Raises:
         samtranslator.model.exceptions.InvalidDocumentException: the template is invalid SAM.
@@ -105,8 +108,8 @@ def translate_sam(template: dict, region: str = "us-east-1") -> dict:
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
     session = boto3.session.Session(region_name=region)
     translator = Translator(_OfflinePolicyLoader(), Parser(), boto_session=session)
-    parameters = {"AWS::AccountId": "123456789012"}
-    return translator.translate(copy.deepcopy(template), parameter_values=parameters)
+    values = {"AWS::AccountId": "123456789012", **(parameters or {})}
+    return translator.translate(copy.deepcopy(template), parameter_values=values)
 
 
 def lint_cloudformation(template: dict, regions: Iterable[str] = LINT_REGIONS) -> list[str]:
@@ -225,13 +228,32 @@ def kserve_validator(schema_path: Path = KSERVE_SCHEMA) -> jsonschema.Draft7Vali
 def validate_inference_service(
     resource: dict, validator: jsonschema.Draft7Validator | None = None
 ) -> list[str]:
-    """Schema errors of one InferenceService; [] when valid."""
+    """Schema errors of one InferenceService, then its canary settings; [] when valid."""
     validator = validator or kserve_validator()
     name = f"InferenceService/{resource.get('metadata', {}).get('name')}"
-    return [
+    problems = [
         f"{name}: {'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
         for e in sorted(validator.iter_errors(resource), key=lambda e: list(map(str, e.absolute_path)))
     ]
+    return problems or [f"{name}: {p}" for p in canary_problems(resource)]
+
+
+def canary_problems(resource: dict) -> list[str]:
+    """What the CRD schema cannot say about ``canaryTrafficPercent`` (only "an integer" there):
+    it is a share of requests, 0-100, and only the Serverless (Knative) deployment mode splits
+    traffic between revisions (https://kserve.github.io/website/docs/model-serving/predictive-inference/rollout-strategies/canary)."""
+    problems = []
+    for component, spec in resource.get("spec", {}).items():
+        percent = spec.get("canaryTrafficPercent") if isinstance(spec, dict) else None
+        if percent is None:
+            continue
+        where = f"spec/{component}/canaryTrafficPercent"
+        if isinstance(percent, int) and not 0 <= percent <= 100:
+            problems.append(f"{where}: {percent} is not a percentage (0-100)")
+        mode = resource.get("metadata", {}).get("annotations", {}).get("serving.kserve.io/deploymentMode")
+        if mode not in (None, "Serverless"):
+            problems.append(f"{where}: needs deploymentMode Serverless (traffic splitting), not {mode}")
+    return problems
 
 
 def validate_kserve(directory: Path = KSERVE_DIR) -> list[str]:

@@ -12,9 +12,10 @@ Two glibc defaults keep a server's RSS near its burst peak long after the burst
 ``limit_fragmentation`` sets ``M_ARENA_MAX`` to 2 and fixes ``M_MMAP_THRESHOLD`` at 64 KiB
 (which also turns off the dynamic adjustment), the same as the environment variables
 ``MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=65536``. Measured with
-``benchmarks/memory_bursts.py`` (README, "Memory"; three models, three bursts of 32 concurrent
-12 MP uploads): without, RSS after each burst was 251, 377 and 503 MB above its start (growing);
-with, 28-29 MB above it, within 3 MB of where one request per model had left it.
+``benchmarks/memory_bursts.py`` (docs/images.md, "Memory under bursts of photos"; three models,
+three bursts of 32 concurrent 12 MP uploads): without, RSS after each burst was 251, 377 and
+503 MB above its start (growing); with, 28-29 MB above it, within 3 MB of where one request per
+model had left it.
 Elsewhere than glibc (musl, macOS), it does nothing.
 
 The price of a fixed 64 KiB threshold is that every larger block is a fresh mapping, paged in

@@ -74,7 +74,10 @@ def create_app(
         },
     )
     if registry is None:
-        registry = load_registry(settings.model_dir, threads.intra_op_threads)
+        registry = load_registry(settings.model_dir, threads.intra_op_threads, settings.model_cache)
+    # With EDGE_OTEL the request middleware makes the SERVER span (continuing traceparent, with
+    # the model attributes); FastAPI's own request tracing would add a second one per request.
+    fastapi_options: dict[str, Any] = {"telemetry": {"tracing": False}} if settings.otel else {}
     app = FastAPI(
         title="edge-infer",
         version=API_VERSION,
@@ -87,6 +90,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
+        **fastapi_options,
     )
     metrics = Metrics() if settings.metrics_enabled else None
     if metrics is not None:
@@ -245,11 +249,26 @@ def _add_middleware(app: FastAPI, settings: Settings, metrics: Metrics | None) -
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type", settings.api_key_header, REQUEST_ID_HEADER],
-            expose_headers=[REQUEST_ID_HEADER],
+            allow_headers=[
+                "Content-Type",
+                settings.api_key_header,
+                REQUEST_ID_HEADER,
+                "traceparent",
+                "tracestate",
+            ],
+            expose_headers=[REQUEST_ID_HEADER, "traceparent"],
             max_age=600,
         )
-    app.add_middleware(RequestContext, metrics=metrics)
+    spans = emf = None
+    if settings.otel:
+        from .otel import RequestSpans
+
+        spans = RequestSpans()
+    if settings.emf:
+        from .emf import EmfWriter
+
+        emf = EmfWriter()
+    app.add_middleware(RequestContext, metrics=metrics, spans=spans, emf=emf)
 
 
 def _register_error_handlers(app: FastAPI) -> None:

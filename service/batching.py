@@ -26,6 +26,7 @@ from .errors import ServiceError
 from .inference import run
 from .prediction import in_worker, prepare
 from .registry import LoadedModel
+from .stages import INFERENCE, stage
 
 if TYPE_CHECKING:
     from .dynamic_batching import DynamicBatcher
@@ -48,7 +49,8 @@ def run_chunked(model: LoadedModel, batch: np.ndarray, chunk: int) -> np.ndarray
     """
     if len(batch) == 0:
         return np.zeros((0, len(model.manifest.labels)))
-    parts = [run(model, batch[i : i + chunk]) for i in range(0, len(batch), max(chunk, 1))]
+    with stage(INFERENCE, batch_size=len(batch)):
+        parts = [run(model, batch[i : i + chunk]) for i in range(0, len(batch), max(chunk, 1))]
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 

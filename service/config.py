@@ -42,7 +42,15 @@ class Settings(BaseModel):
     # hide_input_in_errors: a refused start-up must not print EDGE_API_KEYS into the logs.
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
-    model_dir: Path = Field(DEFAULT_MODEL_DIR, description="Directory scanned for */manifest.json.")
+    # A str only for an s3:// URI (service.model_sources); anything else becomes an absolute Path.
+    model_dir: Path | str = Field(
+        DEFAULT_MODEL_DIR,
+        description="Directory scanned for */manifest.json, or s3://bucket/prefix/ for a model store.",
+    )
+    model_cache: Path = Field(
+        Path("/tmp/edge-infer-models"),
+        description="Folder the models of an s3:// EDGE_MODEL_DIR are copied into (Lambda: under /tmp).",
+    )
     default_model: str = Field("mnist", description="Model answering POST /predict.")
     intra_op_threads: int = Field(
         0, ge=0, description="ONNX Runtime intra-op threads per session; 0 = from the CPU budget."
@@ -154,6 +162,20 @@ class Settings(BaseModel):
             "scrape a short-lived execution environment and prometheus-client only adds cold start."
         ),
     )
+    emf: bool = Field(
+        default_factory=lambda: "AWS_LAMBDA_FUNCTION_NAME" in os.environ,
+        description=(
+            "One CloudWatch Embedded Metric Format line per request on stdout (service.emf). "
+            "On by default on Lambda, where CloudWatch Logs turns it into metrics."
+        ),
+    )
+    otel: bool = Field(
+        False,
+        description=(
+            "Export OpenTelemetry spans of each request and its stages over OTLP (service.otel; "
+            "needs the otel extra; OTEL_* variables configure the exporter)."
+        ),
+    )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
     log_json: bool = Field(True, description="One JSON object per log line (False: plain text).")
 
@@ -193,7 +215,14 @@ class Settings(BaseModel):
 
     @field_validator("model_dir")
     @classmethod
-    def _absolute(cls, value: Path) -> Path:
+    def _absolute(cls, value: Path | str) -> Path | str:
+        if isinstance(value, str) and value.startswith("s3://"):
+            return value
+        return Path(value).expanduser().resolve()
+
+    @field_validator("model_cache")
+    @classmethod
+    def _absolute_cache(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
     @model_validator(mode="after")

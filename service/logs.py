@@ -14,6 +14,8 @@ import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
+from .trace_context import trace_context_var
+
 # Set by the request middleware for the duration of one request. anyio copies the context into
 # worker threads, so log lines from inference threads carry the id too.
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -21,15 +23,16 @@ request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
-    | {"message", "asctime", "taskName", "request_id", "color_message"}
+    | {"message", "asctime", "taskName", "request_id", "trace_id", "span_id", "color_message"}
 )
 
 
 class JsonFormatter(logging.Formatter):
     """Format a record as a single-line JSON object.
 
-    Keys: ``time`` (ISO 8601, UTC, ms), ``level``, ``logger``, ``message``, ``request_id`` (when
-    inside a request), every ``extra`` field, and ``exception`` (the formatted traceback) when
+    Keys: ``time`` (ISO 8601, UTC, ms), ``level``, ``logger``, ``message``, ``request_id``,
+    ``trace_id`` and ``span_id`` (W3C trace context, ``service.trace_context``; when inside a
+    request), every ``extra`` field, and ``exception`` (the formatted traceback) when
     the record has one. Tracebacks go to logs only, never into HTTP responses.
     """
 
@@ -43,6 +46,9 @@ class JsonFormatter(logging.Formatter):
         request_id = getattr(record, "request_id", None) or request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
+        trace = trace_context_var.get()
+        if trace is not None:
+            entry["trace_id"], entry["span_id"] = trace.trace_id, trace.span_id
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value

@@ -63,6 +63,7 @@ from .imaging import decode_image
 from .inference import Ranked, run, top_k
 from .registry import LoadedModel, ModelRegistry
 from .schemas import ClassProbability, Prediction
+from .stages import DECODE, INFERENCE, PREPROCESS, stage
 
 if TYPE_CHECKING:
     from .dynamic_batching import DynamicBatcher
@@ -156,6 +157,7 @@ def find_model(request: Request, registry: ModelRegistry, name: str) -> LoadedMo
     request.state.model = name
     if not isinstance(found, LoadedModel):
         raise ModelUnavailable(f"model {name!r} is not available: {found.reason}")
+    request.state.model_version = found.manifest.version
     return found
 
 
@@ -165,13 +167,15 @@ def find_model(request: Request, registry: ModelRegistry, name: str) -> LoadedMo
 def decode(data: bytes, max_pixels: int, min_side: int | None = None) -> Image.Image:
     """The uploaded bytes as a Pillow image (``service.imaging.decode_image``); with
     ``min_side``, a JPEG may decode at a reduced DCT scale, never below it."""
-    return decode_image(data, max_pixels, min_side=min_side)
+    with stage(DECODE):
+        return decode_image(data, max_pixels, min_side=min_side)
 
 
 def preprocess(model: LoadedModel, image: Image.Image) -> np.ndarray:
     """float32 (1, *sample_shape): the model's input for one decoded image."""
     try:
-        batch = preprocessing.preprocess(image, model.manifest)
+        with stage(PREPROCESS):
+            batch = preprocessing.preprocess(image, model.manifest)
     except (ValueError, OSError) as exc:  # pixel data that decoded but cannot be converted
         raise BadImage(f"image could not be converted for {model.name}: {exc}") from None
     if batch.shape[1:] != model.contract.sample_shape:
@@ -204,7 +208,9 @@ def classify_batch(model: LoadedModel, tensors: Sequence[np.ndarray], k: int) ->
     """
     if not tensors:
         raise ValueError("classify_batch needs at least one image")
-    return rank(model, run(model, np.concatenate(tensors, axis=0)), k)
+    with stage(INFERENCE, batch_size=len(tensors)):
+        probs = run(model, np.concatenate(tensors, axis=0))
+    return rank(model, probs, k)
 
 
 @dataclass(frozen=True)

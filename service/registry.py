@@ -19,6 +19,9 @@ from .manifest import MANIFEST_FILENAME, Manifest, sha256_of
 
 log = logging.getLogger(__name__)
 
+# Where s3:// models are copied when no cache folder is given (Lambda: /tmp is the writable one).
+DEFAULT_MODEL_CACHE = Path("/tmp/edge-infer-models")
+
 
 @dataclass(frozen=True)
 class LoadedModel:
@@ -89,20 +92,46 @@ def load_model(manifest_path: Path, intra_op_threads: int) -> LoadedModel:
     if sha256_of(model_path) != manifest.sha256:
         raise ValueError(f"model file {manifest.file} fails its sha256 check (tampered or corrupt)")
     # The bytes just verified are the bytes loaded: no window to swap the file in between.
-    session = ort.InferenceSession(
-        model_path.read_bytes(),
-        sess_options=session_options(intra_op_threads),
-        providers=["CPUExecutionProvider"],
+    options = session_options(intra_op_threads)
+    # Loaded from bytes, a graph's external-data `location`s would resolve against the working
+    # directory; anchored here, ONNX Runtime refuses any that leave the model's own folder
+    # (absolute, or `..` out of it: its ValidateExternalDataPath, onnxruntime PR #26776).
+    options.add_session_config_entry(
+        "session.model_external_initializers_file_folder_path", str(model_path.parent.resolve())
     )
+    try:
+        session = ort.InferenceSession(
+            model_path.read_bytes(), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:
+        if "External data path" not in str(exc):
+            raise
+        # ONNX Runtime's message names absolute paths; /health gets the reason without them.
+        raise ValueError(f"model file {manifest.file} refers to external data outside its folder") from exc
     contract = check_contract(manifest, session)
     return LoadedModel(manifest=manifest, session=session, path=model_path, contract=contract)
 
 
-def load_registry(model_dir: Path, intra_op_threads: int) -> ModelRegistry:
-    """Load every model under ``model_dir``; failures are recorded, never raised."""
+def load_registry(
+    model_dir: Path | str, intra_op_threads: int, cache_dir: Path | None = None
+) -> ModelRegistry:
+    """Load every model under ``model_dir``; failures are recorded, never raised.
+
+    ``model_dir`` is a local folder, or an ``s3://bucket/prefix/`` URI whose models are first
+    copied into ``cache_dir`` (``service.model_sources``; default ``DEFAULT_MODEL_CACHE``).
+    """
     registry = ModelRegistry()
-    manifests = sorted(model_dir.glob(f"*/{MANIFEST_FILENAME}")) if model_dir.is_dir() else []
-    if not manifests:
+    if isinstance(model_dir, str) and model_dir.startswith("s3://"):
+        from .model_sources import fetch_s3_models
+
+        fetched = fetch_s3_models(model_dir, cache_dir or DEFAULT_MODEL_CACHE)
+        for name, reason in fetched.unavailable.items():
+            registry.unavailable[name] = UnavailableModel(name, reason)
+        manifests = fetched.manifests
+    else:
+        model_dir = Path(model_dir)
+        manifests = sorted(model_dir.glob(f"*/{MANIFEST_FILENAME}")) if model_dir.is_dir() else []
+    if not manifests and not registry.unavailable:
         log.warning("no model manifests found", extra={"model_dir": str(model_dir)})
     for manifest_path in manifests:
         # A model is known by its manifest's name; fall back to the directory name if unreadable.

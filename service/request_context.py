@@ -1,5 +1,6 @@
-"""ASGI middleware: a request id on every response and log line, one access log line per
-request with its latency, and the request's Prometheus metrics.
+"""ASGI middleware: a request id and W3C trace context on every response and log line, one
+access log line per request with its latency, and the request's metrics (Prometheus, EMF) and
+spans (OpenTelemetry), each when enabled.
 
 A pure ASGI middleware (not Starlette's ``BaseHTTPMiddleware``) so streaming bodies and the
 byte limit below it keep working and no extra task is spawned per request.
@@ -11,6 +12,7 @@ import logging
 import re
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,6 +20,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .errors import InternalError, error_response
 from .logs import request_id_var
 from .metrics import Metrics, RequestRecord
+from .stages import StageTimes, stage_times_var
+from .trace_context import TRACEPARENT, from_headers, trace_context_var
+
+if TYPE_CHECKING:
+    from .emf import EmfWriter
+    from .otel import RequestSpans
 
 REQUEST_ID_HEADER = "x-request-id"
 # A caller-supplied id is echoed only if it is short and plain, so it cannot inject fake log
@@ -37,13 +45,25 @@ class RequestContext:
     API Gateway's ``requestContext.requestId`` (Lambda via Mangum), else a random UUID4 hex; it
     is returned in the ``X-Request-ID`` response header.
 
+    Trace: the caller's ``traceparent`` (or ``X-Amzn-Trace-Id``) is continued with a new span id
+    (``service.trace_context``), returned in the ``traceparent`` response header.
+
     Routes may set ``request.state.model`` (a model name the registry knows) and
     ``request.state.inference_seconds``; both end up in the access log and the per-model metrics.
+    Stage timings come from ``service.stages``.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics | None = None,
+        spans: RequestSpans | None = None,
+        emf: EmfWriter | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.spans = spans
+        self.emf = emf
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,6 +73,14 @@ class RequestContext:
         # Routes write request.state into this dict; created here so it is the same object.
         scope.setdefault("state", {})
         token = request_id_var.set(request_id)
+        trace = from_headers(scope.get("headers", []))
+        times = StageTimes()
+        opened = None
+        if self.spans is not None:
+            opened, trace = self.spans.start(trace, scope["method"], scope["path"])
+            times.tracer = self.spans.tracer
+        trace_token = trace_context_var.set(trace)
+        times_token = stage_times_var.set(times)
         start = time.perf_counter()
         status = 500
         started = False
@@ -65,6 +93,7 @@ class RequestContext:
                 status, started = message["status"], True
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                headers.append((TRACEPARENT.encode(), trace.traceparent.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -84,12 +113,19 @@ class RequestContext:
             await error_response(InternalError(), scope["path"])(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - start
-            self._record(scope, status, seconds)
+            record = self._record(scope, status, seconds)
             if self.metrics is not None:
                 self.metrics.in_progress.dec()
+            if self.emf is not None:
+                self.emf.write(record, times, request_id, trace.trace_id)
+            if opened is not None:
+                assert self.spans is not None
+                self.spans.end(opened, record.route, status, scope.get("state") or {}, times)
+            stage_times_var.reset(times_token)
+            trace_context_var.reset(trace_token)
             request_id_var.reset(token)
 
-    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+    def _record(self, scope: Scope, status: int, seconds: float) -> RequestRecord:
         state = scope.get("state") or {}
         model = state.get("model")
         inference = state.get("inference_seconds")
@@ -114,8 +150,10 @@ class RequestContext:
         path = scope["path"].encode("unicode_escape").decode("ascii")
         message = f"{scope['method']} {path} {status} {fields['duration_ms']} ms"
         access_log.log(level, message, extra=fields)
+        record = RequestRecord(method, route_label, status, seconds, model, inference)
         if self.metrics is not None:
-            self.metrics.observe(RequestRecord(method, route_label, status, seconds, model, inference))
+            self.metrics.observe(record)
+        return record
 
 
 def _request_id(scope: Scope) -> str:

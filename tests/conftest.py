@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from .support import MNIST_NPZ, uvicorn_server
+from .support import require_shared_data, uvicorn_server
 
 
 @pytest.fixture(scope="session")
@@ -21,9 +21,11 @@ def http(server_url: str) -> Iterator[httpx.Client]:
         yield client
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    if not MNIST_NPZ.exists():
-        raise pytest.UsageError(f"real test data missing: {MNIST_NPZ} (../shared must sit beside the clone)")
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked ``shared_data`` skip with the reason when ../shared/data is absent, so the
+    pure unit tests still run anywhere; under CI=true that skip is a failure."""
+    if item.get_closest_marker("shared_data") is not None:
+        require_shared_data()
 
 
 # The seed models (cats vs dogs, ImageNet classifiers): built once per session, on first use.

@@ -19,6 +19,8 @@ import pytest
 
 from benchmarks.paths import BUNDLED_MODELS, KERAS_WEIGHTS, PROJECT_ROOT
 
+from .support import require_shared_data
+
 # (model name, command-line arguments after ``python -m convert``)
 CATS_DOGS_VALIDATION_FRACTION = 0.4
 SEED = 1234
@@ -62,6 +64,7 @@ def seed_models(tmp_path_factory: pytest.TempPathFactory) -> SeedModels:
     The digit model from ``models_onnx/mnist`` is served alongside when present, so the
     service's default model answers too.
     """
+    require_shared_data(KERAS_WEIGHTS)
     root = tmp_path_factory.mktemp("seed_models")
     build, served = root / "build", root / "served"
     logs = {}

@@ -17,9 +17,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from benchmarks.paths import BUNDLED_MODELS, MNIST_NPZ, PROJECT_ROOT, SHARED_DATA
+from benchmarks.paths import (
+    BUNDLED_MODELS,
+    CATS_DOGS_DIR,
+    IMAGENET_CALIB,
+    IMAGENET_VAL,
+    KERAS_WEIGHTS,
+    MNIST_NPZ,
+    PROJECT_ROOT,
+    SHARED_DATA,
+)
 from benchmarks.servers import Server, free_port, service_server
 
 __all__ = [
@@ -31,6 +41,7 @@ __all__ = [
     "encode",
     "free_port",
     "mnist_test_digits",
+    "require_shared_data",
     "running_server",
     "uvicorn_server",
 ]
@@ -38,8 +49,37 @@ __all__ = [
 RunningServer = Server
 
 
+# What tests read from ../shared/data (see ../shared/README.md).
+SHARED_DATA_SETS = (MNIST_NPZ, CATS_DOGS_DIR, IMAGENET_VAL, IMAGENET_CALIB, KERAS_WEIGHTS)
+
+
+def require_shared_data(*paths: Path) -> None:
+    """Skip the calling test -- or, called at import, its whole module -- when any of ``paths``
+    (default: every data set in ``SHARED_DATA_SETS``) is absent, saying which; under CI=true
+    fail instead (CI always has the data beside the clone, so a skip there would hide a broken
+    set-up).
+
+    Raises:
+        pytest.skip.Exception / pytest.fail.Exception: the data is missing.
+    """
+    missing = [path for path in paths or SHARED_DATA_SETS if not path.exists()]
+    if not missing:
+        return
+    reason = (
+        f"real test data missing: {', '.join(map(str, missing))} (../shared must sit beside the clone, "
+        "or SHARED_DATA point at its data/ folder)"
+    )
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
 def mnist_test_digits(count: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``count`` MNIST test digits: uint8 (N, 28, 28), labels uint8 (N,)."""
+    """The first ``count`` MNIST test digits: uint8 (N, 28, 28), labels uint8 (N,).
+
+    Skips (fails under CI=true) when MNIST is absent: see ``require_shared_data``.
+    """
+    require_shared_data(MNIST_NPZ)
     with np.load(MNIST_NPZ) as data:
         return data["x_test"][:count], data["y_test"][:count]
 

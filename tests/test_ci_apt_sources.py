@@ -32,7 +32,7 @@ Components: main
 """
 ONE_LINE = """\
 # comment
-deb [arch=amd64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://list.example/debian bookworm main
+deb [arch=amd64 signed-by=/usr/share/keyrings/debian.gpg] http://list.example/debian bookworm main
 deb http://list.example/debian-security bookworm-security main
 """
 OTHER_VENDOR = "deb https://packages.example.com/apt cloud-sdk main\n"
@@ -115,7 +115,9 @@ def test_backports_source_is_written_once_and_parsed_by_apt(tmp_path, deb822):
 def test_the_old_malformed_list_is_removed_and_a_good_one_kept(tmp_path):
     etc = layout(tmp_path, deb822=True, sources_list=False)
     broken = etc / "sources.list.d" / "bookworm-backports.list"
-    broken.write_text("deb http://mirror.example/debian\nhttp://mirror.example/debian bookworm-backports main\n")
+    # what the old script wrote on deb822-only images: the mirror twice, on two lines
+    mirror = "http://mirror.example/debian"
+    broken.write_text(f"deb {mirror}\n{mirror} bookworm-backports main\n")
     assert bash(etc, "remove_malformed_list bookworm-backports").returncode == 0
     assert not broken.exists()
     broken.write_text("deb http://mirror.example/debian bookworm-backports main\n")

@@ -17,6 +17,8 @@ from service.registry import load_registry
 
 from .support import MNIST_NPZ, PROJECT_ROOT, encode, mnist_test_digits
 
+pytestmark = pytest.mark.shared_data  # real photos or digits from ../shared/data
+
 
 @pytest.fixture(scope="module")
 def quick_build(tmp_path_factory):

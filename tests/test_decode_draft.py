@@ -21,6 +21,8 @@ from service.preprocessing import DECODE_MARGIN, decode_min_side, preprocess
 
 from .support import BUNDLED_MODELS, SHARED_DATA
 
+pytestmark = pytest.mark.shared_data  # real photos or digits from ../shared/data
+
 PHONE = (4032, 3024)
 PET = SHARED_DATA / "cats_vs_dogs" / "dogs" / "dog.4001.jpg"
 

@@ -22,6 +22,8 @@ from service.registry import load_model
 
 from .support import BUNDLED_MODELS, PROJECT_ROOT, SHARED_DATA, encode, heic_bytes, mnist_test_digits
 
+pytestmark = pytest.mark.shared_data  # real photos or digits from ../shared/data
+
 CAT_PHOTO = SHARED_DATA / "cats_vs_dogs" / "cats" / "cat.4002.jpg"
 DOG_PHOTO = SHARED_DATA / "cats_vs_dogs" / "dogs" / "dog.4001.jpg"
 FORMATS = ["HEIF", "AVIF"]

@@ -40,6 +40,8 @@ from service.url_fetch import (
 
 from .support import SHARED_DATA
 
+pytestmark = pytest.mark.shared_data  # real photos or digits from ../shared/data
+
 CAT_PHOTO = SHARED_DATA / "cats_vs_dogs" / "cats" / "cat.4002.jpg"
 CAP = 64 * 1024
 

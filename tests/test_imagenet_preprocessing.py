@@ -18,6 +18,8 @@ from service.preprocessing.imagenet import imagenet_tensor, resize_and_crop
 
 from .support import encode
 
+pytestmark = pytest.mark.shared_data  # real photos or digits from ../shared/data
+
 keras = pytest.importorskip("keras")
 keras_apps = pytest.importorskip("convert.keras_apps")
 

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from benchmarks.load import generate_load
 
 from .support import running_server
+
+pytestmark = pytest.mark.shared_data  # real photos or digits from ../shared/data
 
 
 def test_concurrent_clients_all_get_correct_answers_and_health_keeps_answering() -> None:

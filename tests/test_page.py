@@ -24,6 +24,8 @@ from .page_support import CHROMIUM_ARGS, require_browser, stage_server
 from .seed_models import SeedModels
 from .support import BUNDLED_MODELS, PROJECT_ROOT, encode, mnist_test_digits, running_server
 
+pytestmark = pytest.mark.shared_data  # real photos or digits from ../shared/data
+
 # Photos the cats-vs-dogs model classifies with > 99.9 % confidence (clear, centred animals).
 CAT = CATS_DOGS_DIR / "cats" / "cat.4003.jpg"
 DOG = CATS_DOGS_DIR / "dogs" / "dog.4009.jpg"

@@ -22,7 +22,7 @@ __all__ = ["decode_min_side", "preprocess", "mnist_digit_tensor", "imagenet_tens
 # for a 224x224 model decodes at 1/8 scale (504x378, each pixel an 8x8 block's DC mean) instead
 # of 1/4 (1008x756), ~5 ms less per photo; top-1 on 4032-px copies of ImageNet val and the
 # cats-vs-dogs validation split is that of decoding at full size (benchmarks/decode_accuracy.py,
-# README "Phone photos"). 2.0 was the first, more conservative choice.
+# docs/images.md "Decoding only what the model needs"). 2.0 was the first, more conservative choice.
 DECODE_MARGIN = 1.5
 # The digit normaliser's working resolution when digits.py does not state one.
 _DIGIT_WORKING_SIDE_DEFAULT = 1024
