@@ -148,6 +148,7 @@ async def classify_files_batched(
     rows: Iterator[np.ndarray] = iter(())
     if tensors:
         batched = await batcher.infer(np.concatenate(tensors, axis=0))
+        batched.record_stage()
         rows, run_seconds = iter(batched.probabilities), batched.run_seconds
     outcomes = [
         FileOutcome(error=r) if isinstance(r, ServiceError) else FileOutcome(probabilities=next(rows))

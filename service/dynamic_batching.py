@@ -26,6 +26,7 @@ lock. Lambda serves one request per environment, so the service builds no batche
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -40,6 +41,7 @@ import numpy as np
 from .inference import run
 from .prediction import Timed, predict_upload, prepare, rank
 from .registry import LoadedModel
+from .stages import INFERENCE, stage_times_var
 
 Runner = Callable[[LoadedModel, np.ndarray], np.ndarray]
 
@@ -63,12 +65,29 @@ class _Waiting:
 
 @dataclass(frozen=True)
 class Batched:
-    """A request's class probabilities float64 (k, classes) and its seconds in the queue and
-    in the ONNX Runtime call of its batch (shared with its batch neighbours)."""
+    """A request's class probabilities float64 (k, classes), its seconds in the queue and in
+    the ONNX Runtime call of its batch (shared with its batch neighbours), and that batch's
+    images."""
 
     probabilities: np.ndarray
     queue_seconds: float
     run_seconds: float
+    batch_images: int = 1
+    run_window_ns: tuple[int, int] = (0, 0)  # wall clock (time.time_ns) at the call's start, end
+
+    def record_stage(self) -> None:
+        """Count the batch's ONNX Runtime call as the current request's ``inference`` stage
+        (``service.stages``: access log, EMF, and with tracing a child span of the request's
+        span over the call's time); the call itself ran outside the request's context."""
+        times = stage_times_var.get()
+        if times is None:
+            return
+        times.batch_size += self.batch_images
+        times.add(INFERENCE, self.run_seconds)
+        if times.tracer is not None:
+            start, end = self.run_window_ns
+            attributes = {"edge_infer.batch_size": self.batch_images}
+            times.tracer.start_span(INFERENCE, start_time=start, attributes=attributes).end(end_time=end)
 
 
 class DynamicBatcher:
@@ -174,7 +193,9 @@ class DynamicBatcher:
                 return
             batch = self._take()
             self._running += 1
-            task = asyncio.get_running_loop().create_task(self._run(batch))
+            # A context of its own: the batch serves several requests, none of whose request
+            # id or stage timings it should carry.
+            task = asyncio.get_running_loop().create_task(self._run(batch), context=contextvars.Context())
             self._tasks.add(task)  # the loop holds tasks weakly
             task.add_done_callback(self._tasks.discard)
             self._drop_cancelled()
@@ -218,7 +239,7 @@ class DynamicBatcher:
             self._observer.set_queue_depth(self.model.name, self.queued_images)
 
     async def _run(self, batch: list[_Waiting]) -> None:
-        started = time.perf_counter()
+        started, started_ns = time.perf_counter(), time.time_ns()
         try:
             waits = [started - w.enqueued for w in batch]
             if self._observer is not None:
@@ -232,13 +253,13 @@ class DynamicBatcher:
                 else:
                     await self._run_alone(batch, waits)
                 return
-            seconds = time.perf_counter() - started
+            seconds, window = time.perf_counter() - started, (started_ns, time.time_ns())
             offset = 0
             for waiting, wait in zip(batch, waits, strict=True):
                 rows = output[offset : offset + len(waiting.tensor)]
                 offset += len(waiting.tensor)
                 if not waiting.future.done():
-                    waiting.future.set_result(Batched(rows, wait, seconds))
+                    waiting.future.set_result(Batched(rows, wait, seconds, len(tensor), window))
         finally:
             self._running -= 1
             self._dispatch()
@@ -248,14 +269,15 @@ class DynamicBatcher:
         for waiting, wait in zip(batch, waits, strict=True):
             if waiting.future.done():
                 continue
-            started = time.perf_counter()
+            started, started_ns = time.perf_counter(), time.time_ns()
             try:
                 output = await anyio.to_thread.run_sync(partial(self._run_chunks, waiting.tensor))
             except Exception as exc:  # noqa: BLE001 - this request's own error
                 _fail(waiting, exc)
             else:
                 if not waiting.future.done():
-                    waiting.future.set_result(Batched(output, wait, time.perf_counter() - started))
+                    elapsed, window = time.perf_counter() - started, (started_ns, time.time_ns())
+                    waiting.future.set_result(Batched(output, wait, elapsed, len(waiting.tensor), window))
 
     def _run_chunks(self, tensor: np.ndarray) -> np.ndarray:
         if len(tensor) <= self.max_batch_size:
@@ -323,5 +345,6 @@ async def classify_upload(
         )
     prepared = time.perf_counter() - start
     batched = await batcher.infer(tensor)
+    batched.record_stage()
     (ranked,) = rank(batcher.model, batched.probabilities, k)
     return Timed(ranked, prepared + batched.run_seconds)
