@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -24,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 from . import __doc__ as service_doc
 from .auth import api_key_dependencies
 from .config import Settings, get_settings
+from .cpus import ThreadPlan
 from .dependencies import Limits
 from .errors import HTTPError, InvalidParameters, ServiceError, error_response
 from .limits import BodySizeLimit
@@ -33,6 +34,9 @@ from .pages import register_pages
 from .registry import ModelRegistry, load_registry
 from .request_context import REQUEST_ID_HEADER, RequestContext
 from .routes import UNAUTHORIZED, api_router, document_settings, metrics_router, open_router
+
+if TYPE_CHECKING:
+    from .dynamic_batching import Batchers
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,7 @@ def create_app(
             "cpu_budget": threads.budget,
             "workers": threads.workers,
             "intra_op_threads": threads.intra_op_threads,
+            "runners": threads.runners,
         },
     )
     if registry is None:
@@ -93,7 +98,7 @@ def create_app(
     app.state.settings = settings
     app.state.registry = registry
     app.state.metrics = metrics
-    app.state.limits = Limits.from_settings(settings, threads.workers)
+    app.state.limits = Limits.from_settings(settings, threads.workers, _batchers(settings, threads, metrics))
     _register_error_handlers(app)
     deferred = _include_routes(app, settings, metrics_enabled=metrics is not None, defer=defer_protocols)
     register_pages(app, docs_enabled=settings.docs_enabled, api_key_header=settings.api_key_header)
@@ -101,6 +106,29 @@ def create_app(
         app.router.routes.append(deferred)  # last: it is asked only when no other route matched
     _add_middleware(app, settings, metrics)
     return app
+
+
+def _batchers(settings: Settings, threads: ThreadPlan, metrics: Metrics | None) -> Batchers | None:
+    """The dynamic batchers (``service.dynamic_batching``), or None when batching is off."""
+    if not settings.dynamic_batching:
+        return None
+    from .dynamic_batching import Batchers  # lazily: Lambda, batching off, never imports it
+
+    log.info(
+        "dynamic batching",
+        extra={
+            "max_batch_size": settings.max_batch_size,
+            "max_batch_delay_ms": settings.max_batch_delay_ms,
+            "runners": threads.runners,
+        },
+    )
+    return Batchers(
+        settings.max_batch_size,
+        settings.max_batch_delay_ms / 1000.0,
+        threads.runners,
+        settings.batch_chunk,
+        metrics,
+    )
 
 
 def _protocol_routers() -> tuple[list[APIRouter], list[APIRouter]]:

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 from .batching import classify_files_in_worker
 from .dependencies import LimitsDep, RegistryDep, SettingsDep
 from .errors import InvalidForm, PayloadTooLarge
+from .forms import read_form
 from .imaging import ALLOWED_FORMATS
 from .inference import top_k as rank_row
 from .prediction import admit, find_model, respond
@@ -140,7 +141,8 @@ async def _read_files(request: Request, max_files: int) -> tuple[list[str | None
         )
     try:
         # Starlette's parser stops at the first file past max_files: refused before any decoding.
-        form = await request.form(max_files=max_files, max_fields=16)
+        # In memory (service.forms): a batch of phone photos never goes through temporary files.
+        form = await read_form(request, max_files=max_files, max_fields=16)
     except HTTPException as exc:
         if "Too many files" in str(exc.detail):
             raise PayloadTooLarge(

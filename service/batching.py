@@ -5,16 +5,18 @@ the V2 ``infer`` route. Each file goes through the same ``prediction.prepare`` a
 upload (decode, limits, preprocessing); a file that fails keeps its error and does not stop the
 others. The prepared tensors then go to ONNX Runtime in chunks of ``chunk`` images, one call
 per chunk (``settings.batch_chunk``; ``benchmarks/batch_http.py --chunks`` measures which size
-is fastest per image on the machine at hand).
+is fastest per image on the machine at hand). With dynamic batching (``service.dynamic_batching``)
+the files are prepared in parallel and join the model's queue as one unit instead.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
+import anyio
 import numpy as np
 from starlette.requests import Request
 
@@ -25,6 +27,9 @@ from .inference import run
 from .prediction import in_worker, prepare
 from .registry import LoadedModel
 from .stages import INFERENCE, stage
+
+if TYPE_CHECKING:
+    from .dynamic_batching import DynamicBatcher
 
 T = TypeVar("T")
 
@@ -89,8 +94,64 @@ async def classify_files_in_worker(
     request: Request, model: LoadedModel, files: Sequence[bytes], settings: Settings, limits: Limits
 ) -> list[FileOutcome]:
     """``classify_files`` in a worker thread (at most ``limits.workers`` at once), recording the
-    worker seconds on ``request.state`` for the access log and metrics."""
+    worker seconds on ``request.state`` for the access log and metrics.
+
+    With dynamic batching the files are prepared in parallel worker threads and the good ones
+    join the model's batcher queue together (``classify_files_batched``).
+    """
+    batcher = limits.batcher(model)
+    if batcher is not None:
+        outcomes, request.state.inference_seconds = await classify_files_batched(
+            batcher, limits.workers, files, settings.max_image_pixels
+        )
+        return outcomes
     outcomes, request.state.inference_seconds = await in_worker(
         limits.workers, timed, classify_files, model, files, settings.max_image_pixels, settings.batch_chunk
     )
     return outcomes
+
+
+async def classify_files_batched(
+    batcher: DynamicBatcher, workers: anyio.CapacityLimiter, files: Sequence[bytes], max_pixels: int
+) -> tuple[list[FileOutcome], float]:
+    """(each file's outcome in order, worker seconds): ``classify_files`` through ``batcher``.
+
+    Each file is prepared in its own worker thread (at most ``workers`` at once, shared with
+    every other request), so one request's photos decode on every CPU. Client errors stay with
+    their file; a server fault (5xx) propagates.
+    """
+    model = batcher.model
+    results: list[np.ndarray | ServiceError | None] = [None] * len(files)
+    prepare_seconds = 0.0
+
+    async def prepare_one(index: int, data: bytes) -> None:
+        nonlocal prepare_seconds
+        try:
+            tensor, seconds = await anyio.to_thread.run_sync(
+                timed, prepare, model, data, max_pixels, limiter=workers
+            )
+        except ServiceError as exc:  # kept, not raised: a task group would wrap it in a group
+            results[index] = exc
+        else:
+            results[index] = tensor
+            prepare_seconds += seconds
+
+    with batcher.preparing():
+        async with anyio.create_task_group() as group:
+            for index, data in enumerate(files):
+                group.start_soon(prepare_one, index, data)
+    fault = next((r for r in results if isinstance(r, ServiceError) and r.status_code >= 500), None)
+    if fault is not None:
+        raise fault
+    tensors = [r for r in results if isinstance(r, np.ndarray)]
+    run_seconds = 0.0
+    rows: Iterator[np.ndarray] = iter(())
+    if tensors:
+        batched = await batcher.infer(np.concatenate(tensors, axis=0))
+        batched.record_stage()
+        rows, run_seconds = iter(batched.probabilities), batched.run_seconds
+    outcomes = [
+        FileOutcome(error=r) if isinstance(r, ServiceError) else FileOutcome(probabilities=next(rows))
+        for r in results
+    ]
+    return outcomes, prepare_seconds + run_seconds

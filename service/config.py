@@ -87,6 +87,37 @@ class Settings(BaseModel):
         ),
     )
 
+    # Dynamic batching across requests (service/dynamic_batching.py); off on Lambda, where an
+    # execution environment serves one request at a time.
+    dynamic_batching: bool = Field(
+        default_factory=lambda: "AWS_LAMBDA_FUNCTION_NAME" not in os.environ,
+        description=(
+            "Run the prepared images of concurrent requests for one model as one ONNX Runtime "
+            "batch. Off by default on Lambda (one request per environment)."
+        ),
+    )
+    max_batch_size: int = Field(
+        8,
+        ge=1,
+        le=1024,
+        description="Most images in one ONNX Runtime call of the dynamic batcher.",
+    )
+    max_batch_delay_ms: float = Field(
+        0.0,
+        ge=0,
+        le=1000,
+        description=(
+            "Milliseconds a free batch runner may wait for requests still being decoded while "
+            "another batch of the model runs; a lone request never waits. Matters only with "
+            "more than one runner (batch_runners)."
+        ),
+    )
+    batch_runners: int = Field(
+        0,
+        ge=0,
+        description="ONNX Runtime calls per model at once under dynamic batching; 0 = from the CPU budget.",
+    )
+
     # Image URLs in JSON bodies: off by default (server-side request forgery; service/url_fetch.py).
     image_urls: bool = Field(False, description='Accept {"image_url": ...} JSON bodies.')
     image_url_allowed_hosts: tuple[str, ...] = Field(
@@ -212,12 +243,22 @@ class Settings(BaseModel):
             total_timeout=self.image_url_timeout,
         )
 
-    def thread_plan(self, environ: Mapping[str, str] | None = None) -> ThreadPlan:
+    def thread_plan(
+        self, environ: Mapping[str, str] | None = None, *, batching: bool | None = None
+    ) -> ThreadPlan:
         """Inference workers and ONNX Runtime threads per inference, from the CPU budget.
 
         Explicit ``intra_op_threads`` / ``inference_workers`` win; see ``service.cpus``.
+        ``batching`` (default ``dynamic_batching``): False for callers that run ONNX Runtime in
+        their workers themselves (the CLI's in-process mode), whatever the server does.
         """
-        return plan_threads(cpu_budget(environ), self.intra_op_threads, self.inference_workers)
+        return plan_threads(
+            cpu_budget(environ),
+            self.intra_op_threads,
+            self.inference_workers,
+            batching=self.dynamic_batching if batching is None else batching,
+            runners=self.batch_runners,
+        )
 
     def resolved_intra_op_threads(self) -> int:
         return self.thread_plan().intra_op_threads

@@ -98,21 +98,37 @@ def cpu_budget(
 
 @dataclass(frozen=True)
 class ThreadPlan:
-    """``workers`` concurrent inferences, each with ``intra_op_threads`` ONNX Runtime threads."""
+    """``workers`` threads that decode/preprocess (and, without batching, also run) requests at
+    once, ``intra_op_threads`` ONNX Runtime threads per call, and ``runners`` batched ONNX
+    Runtime calls per model at once (dynamic batching; 1 otherwise unused)."""
 
     workers: int
     intra_op_threads: int
     budget: int
+    runners: int = 1
 
 
-def plan_threads(budget: int, intra_op_threads: int = 0, workers: int = 0) -> ThreadPlan:
-    """Split ``budget`` CPUs between concurrent inferences and their intra-op threads.
+def plan_threads(
+    budget: int, intra_op_threads: int = 0, workers: int = 0, *, batching: bool = False, runners: int = 0
+) -> ThreadPlan:
+    """Split ``budget`` CPUs between concurrent requests and ONNX Runtime's intra-op threads.
 
-    0 means "choose". By default one inference at a time uses every CPU (lowest latency per
-    request; Lambda serves one request per environment anyway). Given only one of the two, the
-    other is ``budget // given`` (at least 1). Explicit values for both are taken as they are,
-    even when their product exceeds the budget: the operator decided.
+    0 means "choose". Without batching (Lambda), one inference at a time uses every CPU
+    (lowest latency per request; Lambda serves one request per environment anyway). Given
+    only one of workers / threads, the other is ``budget // given`` (at least 1). Explicit
+    values for both are taken as they are, even when their product exceeds the budget: the
+    operator decided.
+
+    With dynamic batching the workers only decode and preprocess, and the model runs in the
+    batcher: ``budget`` workers (one image per CPU while a batch runs), one runner per model
+    with ``budget`` intra-op threads (a lone request gets today's latency; under load the
+    batch grows instead of the number of runs, so runs never compete for CPUs). The decode
+    threads and ONNX Runtime's pool are both sized to the budget but alternate rather than
+    overlap: a request is decoded, then waits while its batch runs.
     """
+    if batching:
+        threads = intra_op_threads or budget
+        return ThreadPlan(workers or budget, threads, budget, runners or max(1, budget // threads))
     if intra_op_threads and workers:
         return ThreadPlan(workers, intra_op_threads, budget)
     if workers:

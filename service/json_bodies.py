@@ -122,8 +122,16 @@ async def predict_json(
     """The single-image path for a JSON body: admit, read (and fetch), classify, respond."""
     async with admit(limits.admission):
         data, body_k = await image_from_json(request, settings)
-        timed = await in_worker(
-            limits.workers, predict_upload, model, data, settings.max_image_pixels, body_k or k
-        )
+        batcher = limits.batcher(model)
+        if batcher is None:
+            timed = await in_worker(
+                limits.workers, predict_upload, model, data, settings.max_image_pixels, body_k or k
+            )
+        else:
+            from .dynamic_batching import classify_upload
+
+            timed = await classify_upload(
+                batcher, limits.workers, data, settings.max_image_pixels, body_k or k
+            )
     request.state.inference_seconds = timed.seconds
     return respond(model, timed.ranked)

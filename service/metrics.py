@@ -12,10 +12,15 @@ and on Lambda (metrics off by default) that would be paid in every cold start.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 # Seconds. Digit models answer in ~1 ms, ImageNet-size ones in tens to hundreds of ms on one core.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Seconds in the dynamic batcher's queue: 0 when the model is idle, about one batch run when not.
+QUEUE_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# Images per ONNX Runtime call (powers of two up to the largest EDGE_MAX_BATCH_IMAGES default).
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,13 @@ class Metrics:
         model_inference_duration_seconds{model}: histogram, decode + preprocess + ONNX Runtime
             run in the worker thread, in seconds (excludes queueing and upload).
         model_ready{model}: gauge, 1 when the model is serving, 0 when unavailable.
+        model_queue_duration_seconds{model}: histogram, seconds a request's prepared tensor
+            waited in the dynamic batcher's queue for ONNX Runtime (Triton's
+            ``nv_inference_queue_duration_us``, TorchServe's ``ts_queue_latency_microseconds``,
+            in Prometheus base units).
+        model_batch_size{model}: histogram, images per ONNX Runtime call of the batcher.
+        model_queue_depth{model}: gauge, images waiting in the batcher's queue (not running).
+    The three batcher metrics exist only when dynamic batching is on (never on Lambda).
     Plus the standard ``process_*`` (RSS, CPU, open fds) and ``python_gc_*`` collectors.
     """
 
@@ -103,6 +115,38 @@ class Metrics:
             ["model"],
             registry=r,
         )
+
+        self.queue_latency = Histogram(
+            "edge_model_queue_duration_seconds",
+            "Seconds a prepared request waited in the dynamic batcher's queue for ONNX Runtime.",
+            ["model"],
+            buckets=QUEUE_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "edge_model_batch_size",
+            "Images per ONNX Runtime call made by the dynamic batcher.",
+            ["model"],
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "edge_model_queue_depth",
+            "Images waiting in the dynamic batcher's queue (not yet running).",
+            ["model"],
+            registry=r,
+        )
+
+    def observe_batch(self, model: str, size: int, queue_seconds: Sequence[float]) -> None:
+        """One batcher call of ``size`` images; each request's seconds in the queue."""
+        self.batch_size.labels(model).observe(size)
+        histogram = self.queue_latency.labels(model)
+        for seconds in queue_seconds:
+            histogram.observe(seconds)
+
+    def set_queue_depth(self, model: str, images: int) -> None:
+        """Images waiting in ``model``'s batcher queue now."""
+        self.queue_depth.labels(model).set(images)
 
     def set_models(self, ready: list[str], unavailable: list[str]) -> None:
         for name in ready:

@@ -10,7 +10,8 @@ Event loop (async):
     ``admit(limiter)``: async context manager holding one admission token for the request;
         raises ``Overloaded`` (503, ``Retry-After: 1``) at once when none is free, before the
         body is read. Released on exit, whatever happens.
-    ``read_upload(request) -> bytes``: the multipart field ``file`` or else the raw body.
+    ``read_upload(request) -> bytes``: the multipart field ``file`` (parsed in memory,
+        ``service.forms``) or else the raw body.
         Raises ``InvalidForm`` (422) for a form without a file; ``PayloadTooLarge`` (413)
         comes from the body-size middleware; malformed multipart is Starlette's 400.
     ``in_worker(limiter, func, *args)``: run blocking ``func`` in a worker thread, at most
@@ -47,7 +48,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import numpy as np
@@ -57,11 +58,15 @@ from starlette.requests import Request
 
 from . import allocator, preprocessing
 from .errors import BadImage, InvalidForm, ModelMisconfigured, ModelNotFound, ModelUnavailable, Overloaded
+from .forms import in_memory_form
 from .imaging import decode_image
 from .inference import Ranked, run, top_k
 from .registry import LoadedModel, ModelRegistry
 from .schemas import ClassProbability, Prediction
 from .stages import DECODE, INFERENCE, PREPROCESS, stage
+
+if TYPE_CHECKING:
+    from .dynamic_batching import DynamicBatcher
 
 __all__ = [
     "UPLOAD_FIELD",
@@ -122,7 +127,7 @@ async def read_upload(request: Request) -> bytes:
     if not content_type.lower().startswith("multipart/form-data"):
         return await request.body()
     # Starlette turns multipart errors (too many files or fields, malformed) into 400.
-    async with request.form(max_files=1, max_fields=8) as form:
+    async with in_memory_form(request, max_files=1, max_fields=8) as form:
         upload = form.get(UPLOAD_FIELD)
         if upload is None:
             fields = ", ".join(repr(k) for k in form) or "none"
@@ -251,13 +256,21 @@ async def predict_one(
     max_pixels: int,
     admission: anyio.CapacityLimiter,
     workers: anyio.CapacityLimiter,
+    batcher: DynamicBatcher | None = None,
 ) -> Prediction:
     """The whole path for one uploaded image: admit, read, classify in a worker, respond.
 
-    Sets ``request.state.inference_seconds`` for the access log and metrics.
+    With a ``batcher`` (dynamic batching), the worker only prepares the image and the model
+    runs in the batcher's next batch. Sets ``request.state.inference_seconds`` for the access
+    log and metrics.
     """
     async with admit(admission):
         data = await read_upload(request)
-        timed = await in_worker(workers, predict_upload, model, data, max_pixels, k)
+        if batcher is None:
+            timed = await in_worker(workers, predict_upload, model, data, max_pixels, k)
+        else:
+            from .dynamic_batching import classify_upload
+
+            timed = await classify_upload(batcher, workers, data, max_pixels, k)
     request.state.inference_seconds = timed.seconds
     return respond(model, timed.ranked)

@@ -199,6 +199,7 @@ async def predict(
         max_pixels=settings.max_image_pixels,
         admission=limits.admission,
         workers=limits.workers,
+        batcher=limits.batcher(model),
     )
 
 

@@ -171,6 +171,10 @@ def test_thread_plan_never_oversubscribes_unless_told(
 
 
 def test_this_machine_plan_fits_its_budget() -> None:
-    plan = Settings().thread_plan({})
+    plan = Settings(dynamic_batching=False).thread_plan({})
     assert plan.budget == cpu_budget({})
     assert plan.workers * plan.intra_op_threads <= plan.budget
+    # Batching: the workers only decode; ONNX Runtime runs in the batcher's runners.
+    batched = Settings(dynamic_batching=True).thread_plan({})
+    assert batched.runners * batched.intra_op_threads <= batched.budget
+    assert batched.workers <= batched.budget

@@ -33,7 +33,7 @@ class LocalPredictor:
     """
 
     def __init__(self, settings: Settings, model_name: str, k: int, batch_size: int) -> None:
-        threads = settings.thread_plan()
+        threads = settings.thread_plan(batching=False)  # its workers run ONNX Runtime themselves
         registry = load_registry(settings.model_dir, threads.intra_op_threads)
         found = registry.get(model_name)
         if found is None:
