@@ -59,9 +59,13 @@ def decode_min_side(manifest: Manifest) -> int:
     would itself downscale. The decoder may shrink larger images (JPEG DCT scaling) down to
     this, never below.
     """
-    spec = manifest.preprocessing
+    return min_side_for(manifest.preprocessing, manifest.input)
+
+
+def min_side_for(spec: Preprocessing, input_spec: TensorSpec) -> int:
+    """``decode_min_side`` from its two parts (the converter decodes before a manifest exists)."""
     if isinstance(spec, ImagePreprocessing | ImageNetPreprocessing):
-        height, width, _ = manifest.input.height_width_channels
+        height, width, _ = input_spec.height_width_channels
         return math.ceil(DECODE_MARGIN * (spec.resize_shorter or max(height, width)))
     if isinstance(spec, MnistDigitPreprocessing):
         return int(getattr(digits, "WORKING_SIDE", _DIGIT_WORKING_SIDE_DEFAULT))
