@@ -510,7 +510,8 @@ def accuracy_verdict(metrics: dict[str, Any], max_drop_points: float) -> Verdict
     fp32, int8 = metrics["accuracy_onnx_fp32"], metrics["accuracy_onnx_int8"]
     drop = (fp32 - int8) * 100.0
     figures = (
-        f"int8 accuracy {int8:.4f} vs fp32 {fp32:.4f} ({abs(drop):.2f} points {'lost' if drop > 0 else 'gained'}; "
+        f"int8 accuracy {int8:.4f} vs fp32 {fp32:.4f} "
+        f"({abs(drop):.2f} points {'lost' if drop > 0 else 'gained'}; "
         f"limit --max-accuracy-drop {max_drop_points:g})"
     )
     if drop <= max_drop_points:
