@@ -108,17 +108,18 @@ def digit_cnn(seed: int = 7):
 
 
 def load_photos(paths: list[Path], size: int, grayscale: bool = False) -> np.ndarray:
-    """uint8-valued float32 (N, size, size, 3) as ``keras.utils.load_img(target_size=)`` gives them
-    (the tutorials' loader: Pillow, bilinear, straight to the size)."""
+    """uint8-valued float32 (N, size, size, C) as ``keras.utils.load_img(target_size=,
+    interpolation="bilinear")`` gives them (Pillow, straight to the size). ``load_img``'s own
+    default is ``"nearest"``; a model trained on that is imported with ``--resample nearest``."""
     import keras
 
     mode = "grayscale" if grayscale else "rgb"
-    return np.stack(
-        [
-            np.asarray(keras.utils.load_img(p, target_size=(size, size), color_mode=mode), np.float32)
-            for p in paths
-        ]
-    )
+    loaded = [
+        keras.utils.load_img(p, target_size=(size, size), color_mode=mode, interpolation="bilinear")
+        for p in paths
+    ]
+    batch = np.stack([np.asarray(image, np.float32) for image in loaded])
+    return batch[..., np.newaxis] if grayscale else batch
 
 
 def torch_input(paths: list[Path], size: int, shorter: int) -> np.ndarray:
