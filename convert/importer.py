@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -173,6 +174,10 @@ class ImportRecipe(Recipe):
 
     def __post_init__(self) -> None:
         self.name = self.name or model_name(self.model_path)
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,63}", self.name):
+            raise ImportRefused(
+                f"--name {self.name!r}: use 1-64 of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
+            )
         self.spec: Preprocessing = self._preprocessing()
         if self.calibration_dir is None:
             raise ImportRefused(

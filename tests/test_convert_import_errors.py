@@ -187,3 +187,10 @@ def test_an_unreadable_image_in_calibration_names_the_file(tmp_path, models, fol
     flags = ("--scale", "1/255", "--labels", "a,b", "--calibration", str(calibration))
     message = refused(models["good"], *flags, tmp=tmp_path)
     assert "broken.jpg: cannot be decoded as an image" in message
+
+
+def test_a_name_the_manifest_cannot_hold(tmp_path, models, folders):
+    message = refused(
+        models["good"], *_good_flags(folders, "--labels", "a,b", "--name", "My Model"), tmp=tmp_path
+    )
+    assert "--name 'My Model'" in message
