@@ -241,7 +241,8 @@ def _open_savedmodel(path: Path) -> SourceModel:
             f"{path}: TensorFlow could not load the SavedModel: {_first_line(error)}"
         ) from None
     signatures = dict(loaded.signatures)
-    signature = signatures.get("serving_default") or (next(iter(signatures.values())) if signatures else None)
+    signature_key = "serving_default" if "serving_default" in signatures else next(iter(signatures), "")
+    signature = signatures.get(signature_key)
     if signature is None:
         raise ModelFileError(f"{path}: the SavedModel has no serving signature (save it with model.export())")
     _, kwargs = signature.structured_input_signature
@@ -261,7 +262,8 @@ def _open_savedmodel(path: Path) -> SourceModel:
     out_shape = tuple(output_spec.shape)
 
     def call(x: Any) -> Any:
-        return signature(**{input_name: x})[output_key]
+        # Through ``loaded``: a signature alone does not keep the SavedModel's variables alive.
+        return loaded.signatures[signature_key](**{input_name: x})[output_key]
 
     def predict(batch: np.ndarray) -> np.ndarray:
         parts = [call(tf.constant(batch[i : i + 32])).numpy() for i in range(0, len(batch), 32)]

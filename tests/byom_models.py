@@ -147,10 +147,17 @@ def pet_classes(folders: Folders) -> tuple[list[Path], np.ndarray]:
     return files, np.array(labels)
 
 
-def keras3_pet_model(train_inputs: np.ndarray, labels: np.ndarray, softmax: bool = False, seed: int = 7):
+def keras3_pet_model(
+    train_inputs: np.ndarray,
+    labels: np.ndarray,
+    softmax: bool = False,
+    seed: int = 7,
+    torch_inputs: bool = False,
+):
     """Keras 3 MobileNetV2 (ImageNet backbone from ../shared, frozen) + pooled Dense head,
     trained on ``train_inputs`` (already preprocessed, NHWC). One sigmoid unit, or a 2-way
-    softmax."""
+    softmax. ``torch_inputs``: the model takes torchvision-normalised pixels and maps them to
+    the backbone's [-1, 1] in its first layer (as a PyTorch model whose weights expect them)."""
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -159,7 +166,10 @@ def keras3_pet_model(train_inputs: np.ndarray, labels: np.ndarray, softmax: bool
     base.load_weights(BACKBONE_H5)
     base.trainable = False
     inputs = keras.Input((size, size, 3), name="photo")
-    pooled = keras.layers.GlobalAveragePooling2D()(base(inputs, training=False))
+    x = inputs
+    if torch_inputs:  # (x * std + mean) * 2 - 1
+        x = keras.layers.Rescaling(scale=list(2 * TORCH_STD), offset=list(2 * TORCH_MEAN - 1))(x)
+    pooled = keras.layers.GlobalAveragePooling2D()(base(x, training=False))
     head = (
         keras.layers.Dense(2, activation="softmax")
         if softmax

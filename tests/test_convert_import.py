@@ -188,7 +188,7 @@ def test_nchw_onnx_with_torchvision_preprocessing(tmp_path, pets):
     size, shorter = SIZE, 256  # torchvision's ImageNet eval transform
     files, y = byom.pet_classes(pets)
     x = byom.torch_input(files, size, shorter).transpose(0, 2, 3, 1)
-    model = byom.keras3_pet_model(x, y, softmax=True)
+    model = byom.keras3_pet_model(x, y, softmax=True, torch_inputs=True)
     byom.nchw_onnx(model, tmp_path / "resnet_like.onnx", size)
     done = convert_import(
         tmp_path / "resnet_like.onnx", "--labels", "cat,dog", "--preset", "torch",
