@@ -23,7 +23,7 @@ import pytest
 from . import byom_models as byom
 from .support import PROJECT_ROOT, running_server
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]  # converts models trained on ../shared/data
 keras = pytest.importorskip("keras")
 
 AGREEMENT = 0.98

@@ -17,6 +17,7 @@ from PIL import Image
 
 from .support import PROJECT_ROOT, SHARED_DATA
 
+pytestmark = pytest.mark.shared_data  # real photos from ../shared/data
 keras = pytest.importorskip("keras")
 
 PHOTOS = SHARED_DATA / "cats_vs_dogs"

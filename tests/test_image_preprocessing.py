@@ -20,6 +20,7 @@ from service.manifest import IMAGE_PRESETS, ImageNetPreprocessing, ImagePreproce
 from service.preprocessing import preprocess
 from service.preprocessing.image import image_tensor
 
+pytestmark = pytest.mark.shared_data  # real photos or digits from ../shared/data
 keras = pytest.importorskip("keras")
 
 PHOTOS = sorted(IMAGENET_VAL.glob("*.JPEG"))[:3] + sorted((CATS_DOGS_DIR / "cats").glob("*.jpg"))[:3]
