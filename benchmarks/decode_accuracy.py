@@ -36,7 +36,8 @@ from service.config import available_cpus
 from service.imaging import decode_image
 from service.inference import classify
 from service.manifest import MANIFEST_FILENAME, ImageNetPreprocessing
-from service.preprocessing import decode_min_side, imagenet
+from service.preprocessing import decode_min_side
+from service.preprocessing import image as resizing  # REDUCING_GAP: the resize every photo model uses
 from service.registry import LoadedModel, load_model
 
 from .output import emit
@@ -57,11 +58,11 @@ def upscaled_jpeg(path: Path, side: int) -> bytes:
 
 
 def predict(model: LoadedModel, data: bytes, min_side: int | None, reducing_gap: float | None) -> int:
-    previous, imagenet.REDUCING_GAP = imagenet.REDUCING_GAP, reducing_gap
+    previous, resizing.REDUCING_GAP = resizing.REDUCING_GAP, reducing_gap
     try:
         return classify(model, decode_image(data, MAX_PIXELS, min_side=min_side), 1)[0].class_index
     finally:
-        imagenet.REDUCING_GAP = previous
+        resizing.REDUCING_GAP = previous
 
 
 def evaluate(
@@ -93,7 +94,7 @@ def evaluate(
         correct["full_decode"] += int(full == label)
         for way, way_min_side in scaled_ways.items():
             start = time.thread_time()
-            scaled = predict(model, big, way_min_side, imagenet.REDUCING_GAP)
+            scaled = predict(model, big, way_min_side, resizing.REDUCING_GAP)
             seconds[way] += time.thread_time() - start
             correct[way] += int(scaled == label)
             disagreements[way] += int(full != scaled)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from service.manifest import MANIFEST_FILENAME, ImageNetPreprocessing, Manifest
+from service.manifest import MANIFEST_FILENAME, ImageNetPreprocessing, ImagePreprocessing, Manifest
 from service.preprocessing import preprocess
 
 from .paths import BENCH_BUILD, BUILD_MODELS, CATS_DOGS_DIR, MNIST_NPZ
@@ -59,7 +59,7 @@ def discover(
         )
         fp32 = build_dir / f"{manifest.name}.fp32.onnx"
         keras_path, note = _keras_model(manifest, build_dir)
-        if isinstance(manifest.preprocessing, ImageNetPreprocessing):
+        if isinstance(manifest.preprocessing, ImageNetPreprocessing | ImagePreprocessing):
             upload_name, upload, images = _photos(batch_size)
         else:
             upload_name, upload, images = _digits(batch_size)

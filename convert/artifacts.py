@@ -7,6 +7,7 @@ import importlib.metadata
 import json
 import platform
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ from service.manifest import MANIFEST_FILENAME, Manifest, OutputSpec, TensorSpec
 from .recipe import ModelCard
 
 _TOOLS = ("tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy", "pillow")
-_ENGINES = ("keras_fp32", "onnx_fp32", "onnx_int8")
+_SOURCE_LABELS = {"keras": "Keras fp32", "source": "your model (fp32)"}
+# Files a build may add beside the model, manifest and report, published with them.
+PICTURES = ("disagreements.png",)
 
 
 def tool_versions() -> dict[str, str]:
@@ -65,13 +68,18 @@ def write_manifest(
     return manifest
 
 
-def write_report(directory: Path, manifest: Manifest) -> Path:
-    """``report.md``: the Keras | ONNX fp32 | ONNX int8 table (accuracy, latency, size), then
-    training, all metrics, quantization (with the CPU it was measured on) and tools."""
+def write_report(
+    directory: Path, manifest: Manifest, extra: dict[str, str] | None = None, source_key: str = "keras"
+) -> Path:
+    """``report.md``: the source | ONNX fp32 | ONNX int8 table (accuracy, latency, size), then
+    ``extra`` sections (heading -> Markdown), training, all metrics, quantization (with the CPU
+    it was measured on) and tools."""
     metrics = dict(manifest.metrics)
     training = metrics.pop("training", None)
-    table = _engine_table(metrics)
-    sections: dict[str, Any] = {"Keras vs ONNX fp32 vs ONNX int8 (one run, side by side)": table}
+    table = _engine_table(metrics, source_key)
+    label = _SOURCE_LABELS.get(source_key, source_key)
+    sections: dict[str, Any] = {f"{label} vs ONNX fp32 vs ONNX int8 (one run, side by side)": table}
+    sections |= extra or {}
     if training:
         sections["Training"] = training
     quantization = dict(manifest.quantization)
@@ -94,14 +102,16 @@ def write_report(directory: Path, manifest: Manifest) -> Path:
     return path
 
 
-def _engine_table(metrics: dict[str, Any]) -> str:
-    rows = ["| | Keras fp32 | ONNX fp32 | ONNX int8 |", "|---|---|---|---|"]
+def _engine_table(metrics: dict[str, Any], source_key: str = "keras") -> str:
+    engines = (f"{source_key}_fp32", "onnx_fp32", "onnx_int8")
+    label = _SOURCE_LABELS.get(source_key, source_key)
+    rows = [f"| | {label} | ONNX fp32 | ONNX int8 |", "|---|---|---|---|"]
     for metric in ("top1", "top5", "accuracy"):
-        if f"{metric}_keras_fp32" in metrics:
-            cells = " | ".join(f"{metrics[f'{metric}_{e}']:.4f}" for e in _ENGINES)
+        if f"{metric}_{engines[0]}" in metrics:
+            cells = " | ".join(f"{metrics[f'{metric}_{e}']:.4f}" for e in engines)
             rows.append(f"| {metric} | {cells} |")
     for pct in ("p50", "p90"):
-        keys = [f"latency_ms_{pct}_{k}" for k in ("keras", "onnx_fp32", "onnx_int8")]
+        keys = [f"latency_ms_{pct}_{k}" for k in (source_key, "onnx_fp32", "onnx_int8")]
         if all(k in metrics for k in keys):
             cells = " | ".join(f"{metrics[k]:.2f}" for k in keys)
             rows.append(f"| latency {pct} (ms/image, batch 1) | {cells} |")
@@ -112,15 +122,31 @@ def _engine_table(metrics: dict[str, Any]) -> str:
 
 
 def publish(build_dir: Path, model_dir: Path, name: str) -> Path:
-    """Copy the int8 model, its manifest and report into ``model_dir/name`` (served directory)."""
+    """Copy the served model (``manifest.file``), its manifest, report and pictures into
+    ``model_dir/name``, atomically: the files go into a temporary sibling directory first,
+    which then replaces ``model_dir/name`` by renames, so a server scanning ``model_dir`` (or
+    an interrupted run) never sees half a model. Returns ``model_dir/name``.
+
+    Raises:
+        pydantic.ValidationError: ``build_dir`` holds no valid manifest.
+    """
     manifest = Manifest.model_validate_json((build_dir / MANIFEST_FILENAME).read_text())
+    model_dir.mkdir(parents=True, exist_ok=True)
     target = model_dir / name
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    for file in (manifest.file, MANIFEST_FILENAME, "report.md"):
-        if (build_dir / file).exists():
-            shutil.copy2(build_dir / file, target / file)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.publishing-", dir=model_dir))
+    try:
+        for file in (manifest.file, MANIFEST_FILENAME, "report.md", *PICTURES):
+            if (build_dir / file).exists():
+                shutil.copy2(build_dir / file, staging / file)
+        staging.chmod(0o755)  # mkdtemp makes it 0700; a served directory is world-readable
+        old = model_dir / f".{name}.replaced-{staging.name.rsplit('-', 1)[-1]}"
+        if target.exists():
+            target.rename(old)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
     return target
 
 

@@ -1,8 +1,13 @@
-"""Command line: ``python -m convert {mnist,cats-vs-dogs,keras-app} ... [--publish MODEL_DIR]``.
+"""Command line: ``python -m convert {mnist,cats-vs-dogs,keras-app,import} ... [--publish MODEL_DIR]``.
 
 Each sub-command builds its family's recipe from the flags and runs the one pipeline
 (``convert.pipeline.build``); ``--publish`` then copies the int8 model, manifest and report into
-``MODEL_DIR/<name>``. Quantization flags are shared by every family.
+``MODEL_DIR/<name>`` (atomically). Quantization flags are shared by every family.
+
+``import MODEL`` converts a user's own trained model (``convert.importer``). Exit status: 0
+converted (and published); 1 the int8 file lost more accuracy than ``--max-accuracy-drop``
+allows (nothing published); 2 bad input (one line on stderr saying what: the model file,
+labels, folders, flags).
 """
 
 from __future__ import annotations
@@ -103,10 +108,95 @@ def parser() -> argparse.ArgumentParser:
     app.add_argument("--eval-images", type=int, default=0, help="validation images used (0 = all)")
     app.add_argument("--latency-runs", type=int, default=30)
     _add_common(app, calibration_images=1000, presets=PRESETS)
+    _add_import(commands, PRESETS)
     return root
 
 
-def _add_common(parser: argparse.ArgumentParser, calibration_images: int, presets: dict[str, Any]) -> None:
+def _add_import(commands: Any, presets: dict[str, Any]) -> None:
+    from service.manifest import IMAGE_PRESETS
+
+    imp = commands.add_parser(
+        "import",
+        help="convert your own trained model (.keras, .h5, SavedModel dir, .onnx) to int8 ONNX",
+        description="Convert a trained image classifier to int8 ONNX, calibrated on your images and "
+        "checked on your labelled images. A model file is code: convert only files you trust "
+        "(serving loads nothing but the ONNX file). See docs/byom.md.",
+    )
+    imp.add_argument(
+        "model", type=Path, metavar="MODEL", help=".keras, .h5/.hdf5, .onnx file or SavedModel dir"
+    )
+    imp.add_argument("--name", default=None, help="model name (default: the file's stem, made valid)")
+    imp.add_argument("--labels", default=None, help="a,b,c or a file (one label per line, or a JSON list)")
+    imp.add_argument("--preprocessing", choices=("image", "mnist_digit"), default="image")
+    imp.add_argument(
+        "--preset", choices=sorted(IMAGE_PRESETS), default=None, help="standard scale/mean/std/order"
+    )
+    imp.add_argument("--scale", default=None, help="pixel multiplier: a number or a fraction such as 1/255")
+    imp.add_argument(
+        "--mean", default=None, help="m or m1,m2,m3 subtracted after scaling (model's channel order)"
+    )
+    imp.add_argument("--std", default=None, help="s or s1,s2,s3 divided by after subtracting the mean")
+    imp.add_argument("--channel-order", choices=("RGB", "BGR"), default=None)
+    imp.add_argument(
+        "--resize-shorter",
+        type=int,
+        default=None,
+        metavar="N",
+        help="resize the shorter side to N, then centre-crop to the input (default: resize straight to it)",
+    )
+    imp.add_argument(
+        "--resample",
+        choices=("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"),
+        default="bilinear",
+    )
+    imp.add_argument("--layout", choices=("NHWC", "NCHW"), default=None, help="override the inferred layout")
+    imp.add_argument(
+        "--input-size", default=None, metavar="H,W", help="for models with a dynamic height/width"
+    )
+    imp.add_argument("--output-kind", choices=("softmax", "logits", "sigmoid"), default=None)
+    imp.add_argument(
+        "--calibration",
+        dest="calibration_dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="images for int8 calibration (searched recursively; --calibration-images of them)",
+    )
+    imp.add_argument(
+        "--evaluation",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="labelled images: one sub-folder per class",
+    )
+    imp.add_argument(
+        "--max-accuracy-drop",
+        type=float,
+        default=1.0,
+        metavar="PP",
+        help="refuse to publish when int8 loses more than PP accuracy points against fp32 (default 1.0)",
+    )
+    imp.add_argument(
+        "--keep-fp32", action="store_true", help="publish the fp32 file (marked so in the manifest)"
+    )
+    imp.add_argument(
+        "--trust-model-code",
+        action="store_true",
+        help="allow Lambda layers (serialized Python code that loading runs): only for files you trust",
+    )
+    imp.add_argument(
+        "--custom-objects", nargs="*", default=(), metavar="module:Name", help="custom Keras classes to load"
+    )
+    imp.add_argument("--latency-runs", type=int, default=30)
+    _add_common(imp, calibration_images=300, presets=presets, method_flag="--calibration-method")
+
+
+def _add_common(
+    parser: argparse.ArgumentParser,
+    calibration_images: int,
+    presets: dict[str, Any],
+    method_flag: str = "--calibration",
+) -> None:
     parser.add_argument("--out", type=Path, default=None, help="build dir (default: build/models/NAME)")
     parser.add_argument(
         "--publish",
@@ -123,7 +213,8 @@ def _add_common(parser: argparse.ArgumentParser, calibration_images: int, preset
         help="named int8 format (default: the one chosen for the family); the flags below refine it",
     )
     parser.add_argument(
-        "--calibration",
+        method_flag,
+        dest="calibration",
         choices=("minmax", "entropy", "percentile"),
         default=None,
         help="activation range method (default: the one chosen for the model)",
@@ -176,6 +267,8 @@ def recipe_from(args: argparse.Namespace) -> Recipe:
             quantization=_quantization(cats_vs_dogs.DEFAULT_QUANTIZATION, args),
             seed=args.seed,
         )
+    if args.command == "import":
+        return _import_recipe(args)
     from .keras_apps import KerasAppRecipe, default_quantization
 
     return KerasAppRecipe(
@@ -190,6 +283,52 @@ def recipe_from(args: argparse.Namespace) -> Recipe:
         calibration_count=args.calibration_images,
         latency_runs=args.latency_runs,
         quantization=_quantization(default_quantization(args.architecture), args),
+        seed=args.seed,
+    )
+
+
+def _import_recipe(args: argparse.Namespace) -> Recipe:
+    from .importer import (
+        ImportRecipe,
+        ImportRefused,
+        default_quantization,
+        parse_floats,
+        parse_labels,
+        parse_scale,
+    )
+
+    size = None
+    if args.input_size:
+        try:
+            height, width = (int(v) for v in args.input_size.split(","))
+        except ValueError:
+            raise ImportRefused(f"--input-size {args.input_size!r}: expected H,W such as 224,224") from None
+        size = (height, width)
+    return ImportRecipe(
+        model_path=args.model,
+        name=args.name or "",
+        version=args.version,
+        labels=parse_labels(args.labels) if args.labels else None,
+        preprocessing_kind=args.preprocessing,
+        preset=args.preset,
+        scale=parse_scale(args.scale) if args.scale is not None else None,
+        mean=parse_floats(args.mean, "--mean") if args.mean is not None else None,
+        std=parse_floats(args.std, "--std") if args.std is not None else None,
+        channel_order=args.channel_order,
+        resize_shorter=args.resize_shorter,
+        resample=args.resample,
+        layout=args.layout,
+        input_size=size,
+        output_kind=args.output_kind,
+        calibration_dir=args.calibration_dir,
+        evaluation_dir=args.evaluation,
+        calibration_count=args.calibration_images,
+        max_accuracy_drop=args.max_accuracy_drop,
+        keep_fp32=args.keep_fp32,
+        trust_code=args.trust_model_code,
+        custom_objects=tuple(args.custom_objects or ()),
+        latency_runs=args.latency_runs,
+        quantization=_quantization(default_quantization(), args),
         seed=args.seed,
     )
 
@@ -229,10 +368,39 @@ def _quantization(default: QuantizationConfig, args: argparse.Namespace) -> Quan
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = parser().parse_args(argv)
+    if args.command == "import":
+        return _main_import(args)
     from . import artifacts, pipeline
 
     recipe = recipe_from(args)
     build_dir = pipeline.build(recipe, args.out or DEFAULT_BUILD_DIR / recipe.name)
+    if args.publish:
+        print(f"published to {artifacts.publish(build_dir, args.publish, recipe.name)}")
+    return 0
+
+
+def _main_import(args: argparse.Namespace) -> int:
+    """``import``: build, then publish only when int8 kept its accuracy (or ``--keep-fp32``)."""
+    import sys
+
+    from . import artifacts, pipeline
+    from .importer import ImportRefused, accuracy_verdict
+    from .model_files import ModelFileError
+
+    try:
+        recipe = recipe_from(args)
+        build_dir = pipeline.build(recipe, args.out or DEFAULT_BUILD_DIR / recipe.name)
+    except (ImportRefused, ModelFileError) as error:
+        print(f"python -m convert import: error: {error}", file=sys.stderr)
+        return 2
+    manifest = (build_dir / "manifest.json").read_text()
+    from service.manifest import Manifest
+
+    verdict = accuracy_verdict(Manifest.model_validate_json(manifest).metrics, args.max_accuracy_drop)
+    print(f"[{recipe.name}] {verdict.sentence} Report: {build_dir / 'report.md'}", flush=True)
+    if not verdict.ok and not args.keep_fp32:
+        print(f"python -m convert import: refused: {verdict.sentence}", file=sys.stderr)
+        return 1
     if args.publish:
         print(f"published to {artifacts.publish(build_dir, args.publish, recipe.name)}")
     return 0

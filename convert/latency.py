@@ -25,14 +25,22 @@ def _run_onnx(session: ort.InferenceSession, input_name: str, x: np.ndarray) -> 
 
 
 def side_by_side(
-    model: Any, fp32_path: Path, int8_path: Path, images: np.ndarray, runs: int = 30, warmup: int = 3
+    source: Callable[[np.ndarray], Any],
+    fp32_path: Path,
+    int8_path: Path,
+    images: np.ndarray,
+    runs: int = 30,
+    warmup: int = 3,
+    source_key: str = "keras",
 ) -> dict[str, float]:
     """p50 / p90 milliseconds per image for each engine.
 
     Args:
-        model: the Keras model (called directly, ``training=False``: no ``predict`` overhead).
+        source: the source model as a call on a batch of one (a Keras model called directly,
+            ``training=False``: no ``predict`` overhead); its keys use ``source_key``.
         fp32_path / int8_path: the ONNX models.
-        images: float32 (N, H, W, C) preprocessed inputs; image ``i % N`` is used in run ``i``.
+        images: float32 (N, ...) preprocessed inputs in the model's layout; image ``i % N``
+            is used in run ``i``.
         runs: timed inferences per engine; warmup: untimed ones first.
 
     Returns:
@@ -43,9 +51,7 @@ def side_by_side(
         "onnx_fp32": ort.InferenceSession(str(fp32_path), options, providers=["CPUExecutionProvider"]),
         "onnx_int8": ort.InferenceSession(str(int8_path), options, providers=["CPUExecutionProvider"]),
     }
-    engines: dict[str, Callable[[np.ndarray], Any]] = {
-        "keras": lambda x: np.asarray(model(x, training=False))
-    }
+    engines: dict[str, Callable[[np.ndarray], Any]] = {source_key: source}
     for key, session in sessions.items():
         engines[key] = functools.partial(_run_onnx, session, session.get_inputs()[0].name)
     timings: dict[str, list[float]] = {key: [] for key in engines}

@@ -13,12 +13,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from service.manifest import Manifest, TensorSpec
+from service.manifest import Manifest
 
 from . import artifacts, evaluate, latency
 from .calibration import ArrayCalibrationReader
 from .cpu import cpu_info
-from .onnx_export import INPUT_NAME, export_keras
+from .onnx_export import INPUT_NAME
 from .quantize import count_quantized_nodes, quantize
 from .recipe import Recipe
 
@@ -41,15 +41,14 @@ def build(recipe: Recipe, out: Path) -> Path:
         facts["train_seconds"] = round(time.perf_counter() - started, 1)
     if recipe.save_keras:
         model.save(out / f"{name}.keras")
-    input_spec = _input_spec(model, name)
+    input_spec = recipe.input_spec(model)
     card = recipe.card(model)
-    units = model.output_shape[-1]
+    units = recipe.output_units(model)
     if units != (1 if card.output_kind == "sigmoid" else len(card.labels)):
         raise ValueError(f"{name}: {units} output units but {len(card.labels)} labels ({card.output_kind})")
 
     print(f"{tag} exporting to ONNX", flush=True)
-    height, width, channels = input_spec.height_width_channels
-    fp32_path = export_keras(model, out / f"{name}.fp32.onnx", (height, width, channels), card.output_name)
+    fp32_path = recipe.export(model, out / f"{name}.fp32.onnx", input_spec, card.output_name)
 
     reader = ArrayCalibrationReader(recipe.calibration_images(), INPUT_NAME)  # drops a ragged last batch
     config = replace(recipe.quantization, calibration_images=len(reader.images))
@@ -62,11 +61,19 @@ def build(recipe: Recipe, out: Path) -> Path:
     images, labels = recipe.evaluation_data()
     print(f"{tag} validating on {len(images)} images", flush=True)
     metrics: dict[str, Any] = {recipe.evaluation_count_key: int(len(images))}
-    metrics |= evaluate.validate(model, fp32_path, int8_path, images, labels, recipe.metric_groups)
+    source = recipe.source_predict(model)
+    found, outputs = evaluate.validate_outputs(
+        source, fp32_path, int8_path, images, labels, recipe.metric_groups, source_key=recipe.source_key
+    )
+    metrics |= found
+    metrics |= recipe.review(out, outputs, labels)
     metrics |= facts
     metrics["quantize_seconds"] = quantize_seconds
     if "latency" in recipe.metric_groups:
-        metrics |= latency.side_by_side(model, fp32_path, int8_path, images, runs=recipe.latency_runs)
+        metrics |= latency.side_by_side(
+            recipe.source_call(model), fp32_path, int8_path, images, runs=recipe.latency_runs,
+            source_key=recipe.source_key,
+        )  # fmt: skip
     if obtained.training:
         metrics["training"] = obtained.training
 
@@ -75,8 +82,12 @@ def build(recipe: Recipe, out: Path) -> Path:
         **count_quantized_nodes(int8_path),
         "measured_on": cpu_info(),
     }
+    if recipe.keep_fp32:
+        quantization = {
+            "served": "fp32 (--keep-fp32): the int8 file is built and measured, not served"
+        } | quantization
     manifest = artifacts.write_manifest(
-        int8_path,
+        fp32_path if recipe.keep_fp32 else int8_path,
         name=name,
         version=recipe.version,
         card=card,
@@ -84,16 +95,9 @@ def build(recipe: Recipe, out: Path) -> Path:
         quantization=quantization,
         metrics=metrics,
     )
-    artifacts.write_report(out, manifest)
+    artifacts.write_report(out, manifest, recipe.report_sections(metrics), source_key=recipe.source_key)
     print(f"{tag} done: {summary(manifest)}", flush=True)
     return out
-
-
-def _input_spec(model: Any, name: str) -> TensorSpec:
-    height, width, channels = model.input_shape[1:]
-    if height is None or width is None or channels is None:
-        raise ValueError(f"{name}: need a static H x W x C input, model has {model.input_shape}")
-    return TensorSpec(name=INPUT_NAME, shape=[None, height, width, channels], dtype="float32", layout="NHWC")
 
 
 def summary(manifest: Manifest) -> str:

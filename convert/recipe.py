@@ -12,15 +12,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from service.manifest import ImageNetPreprocessing, MnistDigitPreprocessing
+from service.manifest import ImageNetPreprocessing, ImagePreprocessing, MnistDigitPreprocessing, TensorSpec
 
 from .quantize import QuantizationConfig
 
-Preprocessing = MnistDigitPreprocessing | ImageNetPreprocessing
+Preprocessing = MnistDigitPreprocessing | ImageNetPreprocessing | ImagePreprocessing
 OutputKind = Literal["softmax", "logits", "sigmoid"]
 Weights = Literal["trained", "pretrained", "random"]
 
@@ -106,3 +107,52 @@ class Recipe(ABC):
     @abstractmethod
     def card(self, model: Any) -> ModelCard:
         """Labels, output, preprocessing and description of ``model`` for the manifest."""
+
+    # What the defaults below assume: ``model`` is a Keras model with one NHWC image input. A
+    # family whose model is something else (``convert.importer``: a user's file in any format)
+    # overrides them.
+
+    #: the metrics' and report's name for the source model's engine (``accuracy_keras_fp32``...).
+    source_key: str = "keras"
+    #: ``keep_fp32``: the manifest describes (and ``--publish`` copies) the fp32 file, not int8.
+    keep_fp32: bool = False
+
+    def input_spec(self, model: Any) -> TensorSpec:
+        """The manifest's input: NHWC with the Keras model's static H, W, C.
+
+        Raises:
+            ValueError: the input's H, W or C is dynamic.
+        """
+        height, width, channels = model.input_shape[1:]
+        if height is None or width is None or channels is None:
+            raise ValueError(f"{self.name}: need a static H x W x C input, model has {model.input_shape}")
+        return TensorSpec(name="image", shape=[None, height, width, channels], dtype="float32", layout="NHWC")
+
+    def output_units(self, model: Any) -> int:
+        """Values per image of the model's output."""
+        return int(model.output_shape[-1])
+
+    def export(self, model: Any, path: Path, input_spec: TensorSpec, output_name: str) -> Path:
+        """Write the fp32 ONNX file for ``model`` at ``path`` (Keras 3 ``model.export``)."""
+        from .onnx_export import export_keras
+
+        return export_keras(model, path, tuple(input_spec.height_width_channels), output_name)
+
+    def source_predict(self, model: Any) -> Callable[[np.ndarray], np.ndarray]:
+        """The source model on a preprocessed float32 batch -> float32 (N, units) outputs."""
+        return lambda batch: np.asarray(model.predict(batch, batch_size=32, verbose=0))
+
+    def source_call(self, model: Any) -> Callable[[np.ndarray], Any]:
+        """One direct call of the source model on a batch of one, for batch-1 latency."""
+        return lambda x: np.asarray(model(x, training=False))
+
+    def review(self, out: Path, outputs: dict[str, np.ndarray], labels: np.ndarray | None) -> dict[str, Any]:
+        """Extra metrics from the three engines' outputs on the evaluation images (and files
+        written into ``out``, such as pictures); none by default."""
+        del out, outputs, labels
+        return {}
+
+    def report_sections(self, metrics: dict[str, Any]) -> dict[str, str]:
+        """Extra Markdown sections for ``report.md`` (heading -> body), placed after the table."""
+        del metrics
+        return {}

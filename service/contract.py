@@ -16,7 +16,8 @@ Checks, in order:
 2. ``preprocessing``: the kind is one the ``task`` accepts, and its output (height, width,
    channels) fits the input read through ``input.layout``: ``mnist_digit`` makes a
    ``canvas`` x ``canvas`` x 1 tensor from a digit fitted in ``box`` <= ``canvas``;
-   ``imagenet`` makes an H x W x 3 tensor of any size.
+   ``imagenet`` makes an H x W x 3 tensor of any size; ``image`` an H x W x C one with C = 1
+   (grey) or 3 (colour), and as many ``mean`` / ``std`` values as channels (or one for all).
 3. ``output``: the graph has an output named ``output.name``, of element type float, whose
    per-image size (product of the non-batch dimensions, when static) is the number of units
    the kind needs: ``len(labels)`` for ``softmax`` and ``logits``, 1 for ``sigmoid`` (two
@@ -31,13 +32,13 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from .manifest import ImageNetPreprocessing, Manifest, MnistDigitPreprocessing
+from .manifest import ImageNetPreprocessing, ImagePreprocessing, Manifest, MnistDigitPreprocessing
 
 # ONNX Runtime's element type names for the manifest's dtypes.
 ORT_TYPES = {"float32": "tensor(float)"}
 FLOAT_OUTPUTS = ("tensor(float)", "tensor(double)")
 # Which preprocessing kinds make sense for which task.
-PREPROCESSING_FOR_TASK = {"image-classification": ("mnist_digit", "imagenet")}
+PREPROCESSING_FOR_TASK = {"image-classification": ("mnist_digit", "imagenet", "image")}
 
 Dim = int | str | None
 
@@ -123,6 +124,11 @@ def _check_preprocessing(manifest: Manifest) -> None:
             )
     elif isinstance(spec, ImageNetPreprocessing) and hwc[2] != 3:
         raise ContractError(f"preprocessing makes HxWx3 (imagenet, RGB) but {layout}")
+    elif isinstance(spec, ImagePreprocessing):
+        try:
+            spec.per_channel(hwc[2])
+        except ValueError as error:
+            raise ContractError(f"preprocessing: {error}; {layout}") from None
 
 
 def _check_output(manifest: Manifest, session: ort.InferenceSession, sample_shape: tuple[int, ...]) -> int:

@@ -72,8 +72,84 @@ class MnistDigitPreprocessing(_Frozen):
     resample: Resample = "lanczos"
 
 
+ChannelOrder = Literal["RGB", "BGR"]
+
+
+class ImagePreprocessing(_Frozen):
+    """Resize an image to the model's input and normalise every pixel with one affine map.
+
+    ``value = (pixel x scale - mean[c]) / std[c]`` for an 8-bit ``pixel`` in [0, 255] and
+    channel ``c`` of the model's input, written in the input's layout (NHWC or NCHW). The
+    channels come from ``input``: 3 is an RGB photo (in ``channel_order``), 1 is its luma
+    (Pillow's ``convert("L")``, ITU-R BT.601). ``mean`` / ``std`` give one value for every
+    channel or one per channel in the model's channel order (BGR models list B first, as
+    Keras's ``caffe`` mode does). Transparency is composited over white.
+
+    ``resize_shorter``: the shorter side is resized to this many pixels, then the centre crop of
+    the input size is taken (torchvision's ``Resize(256)`` + ``CenterCrop(224)``); ``None``
+    resizes the whole image straight to the input size (``keras.utils.load_img(target_size=)``).
+    """
+
+    kind: Literal["image"] = "image"
+    resize_shorter: int | None = Field(default=None, gt=0)
+    resample: Resample = "bilinear"
+    scale: float = Field(default=1.0 / 255.0, gt=0)
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+    channel_order: ChannelOrder = "RGB"
+
+    @model_validator(mode="after")
+    def _per_channel(self) -> ImagePreprocessing:
+        for field, values in (("mean", self.mean), ("std", self.std)):
+            if len(values) not in (1, 3):
+                raise ValueError(f"{field} needs 1 value or 3 (one per channel), got {len(values)}")
+        if any(s <= 0 for s in self.std):
+            raise ValueError(f"std values must be > 0, got {list(self.std)}")
+        return self
+
+    def per_channel(self, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std), each with ``channels`` values.
+
+        Raises:
+            ValueError: ``channels`` is not 1 or 3, or 3 values are given for a 1-channel input.
+        """
+        if channels not in (1, 3):
+            raise ValueError(f"image preprocessing makes 1 (grey) or 3 (colour) channels, not {channels}")
+        if channels == 1 and (len(self.mean) == 3 or len(self.std) == 3):
+            raise ValueError("image preprocessing has 3 mean/std values but the input has 1 channel")
+        return _widen(self.mean, channels), _widen(self.std, channels)
+
+
+def _widen(values: tuple[float, ...], channels: int) -> tuple[float, ...]:
+    return values * channels if len(values) == 1 else values
+
+
+# The standard normalisations, by their usual names (``python -m convert import --preset``).
+# Sources: keras.applications.imagenet_utils.preprocess_input (modes "tf", "caffe", "torch");
+# torchvision's ImageNet weights' transforms (mean / std of ImageNet, RGB, [0, 1] pixels).
+IMAGE_PRESETS: dict[str, dict[str, Any]] = {
+    "keras-tf": {"scale": 1.0 / 127.5, "mean": (1.0,), "std": (1.0,), "channel_order": "RGB"},
+    "keras-caffe": {
+        "scale": 1.0,
+        "mean": (103.939, 116.779, 123.68),
+        "std": (1.0,),
+        "channel_order": "BGR",
+    },
+    "torch": {
+        "scale": 1.0 / 255.0,
+        "mean": (0.485, 0.456, 0.406),
+        "std": (0.229, 0.224, 0.225),
+        "channel_order": "RGB",
+    },
+}
+_PRESET_OF_MODE = {"tf": "keras-tf", "caffe": "keras-caffe", "torch": "torch"}
+
+
 class ImageNetPreprocessing(_Frozen):
     """Resize, centre-crop and normalise an RGB photo for a Keras ImageNet model.
+
+    The form manifests written before the general ``image`` kind use; it is served as the
+    ``ImagePreprocessing`` that ``as_image()`` returns (one code path for both).
 
     ``mode`` follows ``keras.applications.imagenet_utils.preprocess_input``: ``tf`` scales to
     [-1, 1]; ``caffe`` converts RGB to BGR and subtracts the ImageNet channel means (no
@@ -87,8 +163,18 @@ class ImageNetPreprocessing(_Frozen):
     resize_shorter: int | None = None
     resample: Resample = "bilinear"
 
+    def as_image(self) -> ImagePreprocessing:
+        """The same preprocessing as a case of the general ``image`` kind."""
+        return ImagePreprocessing(
+            resize_shorter=self.resize_shorter,
+            resample=self.resample,
+            **IMAGE_PRESETS[_PRESET_OF_MODE[self.mode]],
+        )
 
-Preprocessing = Annotated[MnistDigitPreprocessing | ImageNetPreprocessing, Field(discriminator="kind")]
+
+Preprocessing = Annotated[
+    MnistDigitPreprocessing | ImagePreprocessing | ImageNetPreprocessing, Field(discriminator="kind")
+]
 
 
 class Manifest(_Frozen):

@@ -65,6 +65,19 @@ MANIFESTS = [
     _manifest({"kind": "imagenet", "mode": "caffe", "resize_shorter": 256}, [None, 224, 224, 3]),
     _manifest({"kind": "imagenet", "mode": "torch", "resize_shorter": 160}, [None, 3, 128, 128], "NCHW"),
     _manifest({"kind": "imagenet", "mode": "tf", "resample": "nearest"}, [None, 96, 160, 3]),
+    _manifest({"kind": "image"}, [None, 150, 150, 3]),
+    _manifest({"kind": "image", "scale": 1.0, "mean": [127.5], "std": [64.0]}, [None, 32, 48, 1]),
+    _manifest(
+        {
+            "kind": "image",
+            "mean": [0.5, 0.4, 0.3],
+            "std": [0.2, 0.3, 0.25],
+            "channel_order": "BGR",
+            "resize_shorter": 80,
+        },
+        [None, 3, 64, 64],
+        "NCHW",
+    ),  # fmt: skip
 ]
 
 

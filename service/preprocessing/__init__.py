@@ -6,16 +6,32 @@ numpy + Pillow only: this runs in the Lambda package, where TensorFlow is absent
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
 
-from ..manifest import ImageNetPreprocessing, Manifest, MnistDigitPreprocessing
+from ..manifest import (
+    ImageNetPreprocessing,
+    ImagePreprocessing,
+    Manifest,
+    MnistDigitPreprocessing,
+    Preprocessing,
+    TensorSpec,
+)
 from . import digits
 from .digits import mnist_digit_tensor
+from .image import image_tensor
 from .imagenet import imagenet_tensor
 
-__all__ = ["decode_min_side", "preprocess", "mnist_digit_tensor", "imagenet_tensor"]
+__all__ = [
+    "decode_min_side",
+    "preprocess",
+    "model_input",
+    "mnist_digit_tensor",
+    "image_tensor",
+    "imagenet_tensor",
+]
 
 # Decode at least this many times the side the resize targets: the resize filter then still
 # averages >= 1.5 source pixels per output pixel on the shorter side. At 1.5 a 4:3 12 MP JPEG
@@ -28,18 +44,28 @@ DECODE_MARGIN = 1.5
 _DIGIT_WORKING_SIDE_DEFAULT = 1024
 
 
+@lru_cache(maxsize=64)
+def _as_image(spec: ImageNetPreprocessing) -> ImagePreprocessing:
+    return spec.as_image()
+
+
 def decode_min_side(manifest: Manifest) -> int:
     """The smallest image side, in pixels, ``preprocess`` needs to be exact for ``manifest``.
 
-    ImageNet: ``DECODE_MARGIN`` x the side the resize targets (``resize_shorter``, else the
-    larger input side, as each side is resized on its own), rounded up: 336 for 224x224.
+    Photos (``image`` and ``imagenet``): ``DECODE_MARGIN`` x the side the resize targets
+    (``resize_shorter``, else the larger input side, as each side is resized on its own),
+    rounded up: 336 for 224x224.
     Digits: the normaliser's working resolution (``digits.WORKING_SIDE``), below which it
     would itself downscale. The decoder may shrink larger images (JPEG DCT scaling) down to
     this, never below.
     """
-    spec = manifest.preprocessing
-    if isinstance(spec, ImageNetPreprocessing):
-        height, width, _ = manifest.input.height_width_channels
+    return min_side_for(manifest.preprocessing, manifest.input)
+
+
+def min_side_for(spec: Preprocessing, input_spec: TensorSpec) -> int:
+    """``decode_min_side`` from its two parts (the converter decodes before a manifest exists)."""
+    if isinstance(spec, ImagePreprocessing | ImageNetPreprocessing):
+        height, width, _ = input_spec.height_width_channels
         return math.ceil(DECODE_MARGIN * (spec.resize_shorter or max(height, width)))
     if isinstance(spec, MnistDigitPreprocessing):
         return int(getattr(digits, "WORKING_SIDE", _DIGIT_WORKING_SIDE_DEFAULT))
@@ -53,17 +79,33 @@ def preprocess(image: Image.Image, manifest: Manifest) -> np.ndarray:
         float32 array of shape (1, H, W, C) for NHWC models or (1, C, H, W) for NCHW ones,
         with H, W, C from ``manifest.input``.
     """
-    height, width, channels = manifest.input.height_width_channels
-    spec = manifest.preprocessing
+    return model_input(image, manifest.preprocessing, manifest.input)
+
+
+def model_input(image: Image.Image, spec: Preprocessing, input_spec: TensorSpec) -> np.ndarray:
+    """``preprocess`` from its two parts: float32 (1, H, W, C) or (1, C, H, W) for ``input_spec``
+    (the converter builds calibration and evaluation tensors with it before a manifest exists).
+
+    Raises:
+        ValueError: the preprocessing cannot make the input's shape (e.g. ``mnist_digit`` for a
+            3-channel input).
+    """
+    height, width, channels = input_spec.height_width_channels
+    layout = input_spec.layout
+    if isinstance(spec, ImageNetPreprocessing):
+        if channels != 3:
+            raise ValueError(f"imagenet preprocessing needs a 3-channel input, model has {channels}")
+        spec = _as_image(spec)
+    if isinstance(spec, ImagePreprocessing):
+        # Written in the model's layout directly: no transposed copy.
+        return image_tensor(image, spec, (height, width), channels, layout)[np.newaxis]
     if isinstance(spec, MnistDigitPreprocessing):
         if (height, width, channels) != (spec.canvas, spec.canvas, 1):
             raise ValueError(f"mnist_digit preprocessing needs a {spec.canvas}x{spec.canvas}x1 input")
         hwc = mnist_digit_tensor(image, spec)
-    elif isinstance(spec, ImageNetPreprocessing):
-        hwc = imagenet_tensor(image, spec, (height, width), channels)
     else:  # pragma: no cover - the manifest's discriminated union admits nothing else
         raise TypeError(f"unknown preprocessing {spec!r}")
     batch = hwc[np.newaxis]
-    if manifest.input.layout == "NCHW":
+    if layout == "NCHW":
         batch = batch.transpose(0, 3, 1, 2)
     return np.ascontiguousarray(batch, dtype=np.float32)
