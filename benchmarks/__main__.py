@@ -26,7 +26,7 @@ import httpx
 from PIL import Image
 
 from infra.package import DEFAULT_OUT, TARGET_UNZIPPED_BYTES, default_model_dirs, find_python
-from service.config import available_cpus
+from service.cpus import visible_cpus
 from service.imaging import decode_image
 from service.inference import classify
 from service.manifest import MANIFEST_FILENAME
@@ -92,7 +92,7 @@ def multipart_event(name: str, upload: bytes, upload_name: str) -> dict:
 
 def expected_labels(model: BenchModel) -> dict[str, str]:
     """The class each format predicts in-process for the upload (what a served answer must say)."""
-    loaded = load_model(model.directory / MANIFEST_FILENAME, available_cpus())
+    loaded = load_model(model.directory / MANIFEST_FILENAME, visible_cpus())
     image = decode_image(model.upload, 10**9, min_side=decode_min_side(loaded.manifest))
     labels = {"onnx_int8": classify(loaded, image, 1)[0].label}
     if model.keras_path is not None:
@@ -225,7 +225,7 @@ def run(args: argparse.Namespace) -> dict:
     results["meta"] = {
         "date": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         "command": " ".join(["python -m benchmarks", *sys.argv[1:]]),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs ({available_cpus()} usable), "
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs ({visible_cpus()} usable), "
         f"{platform.platform()}",
         "cpu": cpu_record(),
         "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],

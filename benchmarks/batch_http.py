@@ -33,7 +33,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from service.config import available_cpus
+from service.cpus import visible_cpus
 from service.manifest import MANIFEST_FILENAME, Manifest
 
 from .paths import CATS_DOGS_DIR, MNIST_NPZ
@@ -167,7 +167,7 @@ def cpu_description() -> dict[str, object]:
     except OSError:
         pass
     isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
-    return {"cpu": model, "isa": isa, "cpus_available": available_cpus(), "loadavg": os.getloadavg()}
+    return {"cpu": model, "isa": isa, "cpus_available": visible_cpus(), "loadavg": os.getloadavg()}
 
 
 def markdown(rows: list[Row]) -> str:

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from service.config import available_cpus
+from service.cpus import visible_cpus
 from service.imaging import decode_image
 from service.inference import classify
 from service.manifest import MANIFEST_FILENAME, ImageNetPreprocessing
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = all CPUs)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
-    threads = args.threads or available_cpus()
+    threads = args.threads or visible_cpus()
     results: dict = {"command": " ".join(["python -m benchmarks.decode_accuracy", *sys.argv[1:]])}
     if args.imagenet_model:
         model = load_model(args.imagenet_model / MANIFEST_FILENAME, threads)

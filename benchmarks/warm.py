@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from service.config import available_cpus
+from service.cpus import visible_cpus
 from service.registry import session_options
 
 from .models import BenchModel
@@ -72,7 +72,7 @@ def measure(
 
 def onnx_runner(path, input_name: str, output_name: str) -> Callable[[np.ndarray], object]:
     session = ort.InferenceSession(
-        str(path), sess_options=session_options(available_cpus()), providers=["CPUExecutionProvider"]
+        str(path), sess_options=session_options(visible_cpus()), providers=["CPUExecutionProvider"]
     )
     return lambda x: session.run([output_name], {input_name: x})
 

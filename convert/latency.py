@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from service.config import available_cpus
+from service.cpus import visible_cpus
 from service.registry import session_options
 
 
@@ -46,7 +46,7 @@ def side_by_side(
     Returns:
         ``{"latency_ms_p50_keras": ..., "latency_ms_p90_onnx_int8": ..., "latency_threads": n}``.
     """
-    options = session_options(available_cpus())
+    options = session_options(visible_cpus())
     sessions = {
         "onnx_fp32": ort.InferenceSession(str(fp32_path), options, providers=["CPUExecutionProvider"]),
         "onnx_int8": ort.InferenceSession(str(int8_path), options, providers=["CPUExecutionProvider"]),
@@ -67,5 +67,5 @@ def side_by_side(
         result[f"latency_ms_p50_{key}"] = round(float(np.percentile(values, 50)), 2)
         result[f"latency_ms_p90_{key}"] = round(float(np.percentile(values, 90)), 2)
     result["latency_runs"] = runs
-    result["latency_threads"] = available_cpus()
+    result["latency_threads"] = visible_cpus()
     return result

@@ -20,17 +20,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from .cpus import ThreadPlan, cpu_budget, plan_threads, visible_cpus
+from .cpus import ThreadPlan, cpu_budget, plan_threads
 from .url_fetch import UrlPolicy
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "models_onnx"
 ENV_PREFIX = "EDGE_"
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (affinity / cgroup cpuset aware), at least 1."""
-    return visible_cpus()
 
 
 class Settings(BaseModel):
@@ -259,12 +254,6 @@ class Settings(BaseModel):
             batching=self.dynamic_batching if batching is None else batching,
             runners=self.batch_runners,
         )
-
-    def resolved_intra_op_threads(self) -> int:
-        return self.thread_plan().intra_op_threads
-
-    def resolved_inference_workers(self) -> int:
-        return self.thread_plan().workers
 
 
 @lru_cache(maxsize=1)

@@ -40,8 +40,6 @@ __all__ = [
 # cats-vs-dogs validation split is that of decoding at full size (benchmarks/decode_accuracy.py,
 # docs/images.md "Decoding only what the model needs"). 2.0 was the first, more conservative choice.
 DECODE_MARGIN = 1.5
-# The digit normaliser's working resolution when digits.py does not state one.
-_DIGIT_WORKING_SIDE_DEFAULT = 1024
 
 
 @lru_cache(maxsize=64)
@@ -68,7 +66,7 @@ def min_side_for(spec: Preprocessing, input_spec: TensorSpec) -> int:
         height, width, _ = input_spec.height_width_channels
         return math.ceil(DECODE_MARGIN * (spec.resize_shorter or max(height, width)))
     if isinstance(spec, MnistDigitPreprocessing):
-        return int(getattr(digits, "WORKING_SIDE", _DIGIT_WORKING_SIDE_DEFAULT))
+        return digits.WORKING_SIDE
     raise TypeError(f"unknown preprocessing {spec!r}")  # pragma: no cover - closed union
 
 

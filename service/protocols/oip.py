@@ -436,8 +436,3 @@ def encode_response(
     return EncodedResponse(
         header + b"".join(blobs), {HEADER_LENGTH: str(len(header))}, "application/octet-stream"
     )
-
-
-def error_body(detail: str) -> dict[str, str]:
-    """The protocol's error object: ``{"error": "..."}``."""
-    return {"error": detail}

@@ -79,7 +79,3 @@ def _top_k(parameters: Any) -> int | None:
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ProtocolError("parameters.top_k must be a positive integer")
     return k
-
-
-def error_body(detail: str) -> dict[str, str]:
-    return {"error": detail}
