@@ -48,3 +48,19 @@ def lambda_handler():
     yield handler
     asyncio.set_event_loop(None)
     loop.close()
+
+
+@pytest.fixture(scope="module")
+def sam() -> dict:
+    """The SAM template (infra/sam/template.yaml) as written."""
+    from infra import validate
+
+    return validate.load_sam_template()
+
+
+@pytest.fixture(scope="module")
+def translated(sam: dict) -> dict:
+    """The SAM template as packaged and translated to CloudFormation by aws-sam-translator."""
+    from infra import validate
+
+    return validate.translate_sam(validate.as_packaged(sam))

@@ -15,16 +15,6 @@ from service.metrics import RequestRecord
 from service.stages import StageTimes
 
 
-@pytest.fixture(scope="module")
-def sam() -> dict:
-    return validate.load_sam_template()
-
-
-@pytest.fixture(scope="module")
-def translated(sam: dict) -> dict:
-    return validate.translate_sam(validate.as_packaged(sam))
-
-
 def _of_type(template: dict, kind: str) -> dict[str, dict]:
     return {k: r for k, r in template["Resources"].items() if r["Type"] == kind}
 

@@ -19,16 +19,6 @@ from infra.requirements import PROJECT_ROOT
 
 
 @pytest.fixture(scope="module")
-def sam() -> dict:
-    return validate.load_sam_template()
-
-
-@pytest.fixture(scope="module")
-def translated(sam: dict) -> dict:
-    return validate.translate_sam(validate.as_packaged(sam))
-
-
-@pytest.fixture(scope="module")
 def deployment() -> dict:
     return next(r for _, r in validate.kubernetes_resources() if r["kind"] == "Deployment")
 
