@@ -44,11 +44,12 @@ models: bootstrap  ## rebuild every model from data and publish it into $(MODEL_
 	$(CONVERT) keras-app resnet50 --weights $(WEIGHTS) --publish $(MODEL_DIR)
 	$(CONVERT) keras-app mobilenet_v2 --weights $(WEIGHTS) --publish $(MODEL_DIR)
 
-lint: bootstrap  ## ruff check, ruff format --check, mypy (service/ and convert/, config in pyproject.toml)
+lint: bootstrap  ## ruff check, ruff format --check, mypy, lint-imports (layers of service/; config in pyproject.toml)
 	$(UV) sync --frozen --all-extras
 	$(VENV_BIN)/ruff check .
 	$(VENV_BIN)/ruff format --check .
 	$(VENV_BIN)/mypy
+	$(VENV_BIN)/lint-imports
 
 # --- Packaging, deployment manifests, containers, benchmarks: infra/, serverless.yml, benchmarks/ ---
 ARCH ?= x86_64

@@ -26,7 +26,8 @@ from .auth import api_key_dependencies
 from .config import Settings, get_settings
 from .cpus import ThreadPlan
 from .dependencies import Limits
-from .errors import HTTPError, InvalidParameters, ServiceError, error_response
+from .error_responses import error_response
+from .errors import HTTPError, InvalidParameters, ServiceError
 from .limits import BodySizeLimit
 from .logs import configure_logging
 from .metrics import Metrics

@@ -1,17 +1,12 @@
-"""Errors the service raises on purpose, each with the HTTP status it becomes, and the one
-function that turns any of them into a response.
+"""Errors the service raises on purpose, each with the HTTP status it becomes.
 
-Every error response of the service is built by ``error_response``: route errors (through the
-handler ``app.py`` registers), the body-size middleware's 400/413 and the request middleware's
-last-resort 500. The body is ``{"detail": "..."}``; the detail says what was wrong with the
-request and never carries a stack trace or a server path.
+No web framework here: the engine and image code raise these, and ``service.error_responses``
+(the one place that builds an error response) turns them into HTTP.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from starlette.responses import JSONResponse
 
 
 class ServiceError(Exception):
@@ -110,30 +105,3 @@ class Overloaded(ServiceError):
     """503: too many predictions already in progress; sent with ``Retry-After``."""
 
     status_code = 503
-
-
-def error_response(exc: ServiceError, path: str = "") -> JSONResponse:
-    """The HTTP response for ``exc``: its status, ``{"detail": ...}`` and its headers.
-
-    Under the protocol routes (``path`` starting ``/v1/`` or ``/v2``) the body also carries
-    ``"error"``, the message as one string, which is what V1/V2 clients read (tritonclient
-    raises it as ``InferenceServerException``).
-    """
-    body: dict[str, Any] = {"detail": exc.detail}
-    if path == "/v2" or path.startswith(("/v1/", "/v2/")):
-        body = {"error": _as_text(exc.detail), **body}
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
-
-
-def _as_text(detail: str | list[Any]) -> str:
-    if isinstance(detail, str):
-        return detail
-    # FastAPI's validation errors: "query.top_k: Input should be ..." per error.
-    parts = []
-    for error in detail:
-        if isinstance(error, dict):
-            where = ".".join(str(p) for p in error.get("loc", ()))
-            parts.append(f"{where}: {error.get('msg', '')}" if where else str(error.get("msg", "")))
-        else:
-            parts.append(str(error))
-    return "; ".join(parts)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import BadRequest, PayloadTooLarge, error_response
+from .error_responses import error_response
+from .errors import BadRequest, PayloadTooLarge
 
 
 class BodySizeLimit:
     """Refuse bodies over ``max_bytes``: 413 from the declared length, or cut off mid-stream.
 
-    Its responses come from ``service.errors.error_response`` like every other error.
+    Its responses come from ``service.error_responses.error_response`` like every other error.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import InternalError, error_response
+from .error_responses import error_response
+from .errors import InternalError
 from .logs import request_id_var
 from .metrics import Metrics, RequestRecord
 from .stages import StageTimes, stage_times_var

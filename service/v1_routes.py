@@ -1,7 +1,7 @@
 """KServe V1 / TF-Serving REST routes: ``GET /v1/models/{name}``, ``POST /v1/models/{name}:predict``.
 
 The codec is ``service.protocols.tfserving``; images take the same steps as an upload
-(``service.batching``). Errors are ``{"error": "..."}`` (``service.errors.error_response``).
+(``service.batching``). Errors are ``{"error": "..."}`` (``service.error_responses.error_response``).
 """
 
 from __future__ import annotations
