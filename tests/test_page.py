@@ -174,9 +174,11 @@ def test_api_key_is_asked_for_and_kept_in_memory_only(browser, digit_png, tmp_pa
             assert "API key" in page.get_by_test_id("status").inner_text()
             page.get_by_test_id("api-key").fill("wrong-key")
             page.get_by_role("button", name="Use key").click()
-            page.wait_for_function(
-                "document.querySelector('[data-testid=status]').textContent.includes('invalid')"
-            )
+            # A locator assertion, not wait_for_function: a string predicate that is not true at
+            # once is polled by eval() inside the page, which its CSP (no 'unsafe-eval') refuses.
+            from playwright.sync_api import expect
+
+            expect(page.get_by_test_id("status")).to_contain_text("invalid", timeout=30_000)
             page.get_by_test_id("api-key").fill(KEY)
             page.get_by_role("button", name="Use key").click()
             page.wait_for_selector("#model:not([disabled])")
