@@ -245,16 +245,21 @@ class _Paper:
     peak: float = 1.0
 
     @staticmethod
-    def estimate(coarse: _Planes, workspace: Workspace) -> tuple[_Paper, np.ndarray] | None:
+    def estimate(
+        coarse: _Planes, workspace: Workspace, sheet_edge_quantile: float = 0.5
+    ) -> tuple[_Paper, np.ndarray] | None:
         """From the coarse image's planes: the paper and the coarse image's ink strength,
-        float32 (h, w) on ``workspace``; ``None`` when blank (no contrast)."""
+        float32 (h, w) on ``workspace``; ``None`` when blank (no contrast).
+        ``sheet_edge_quantile`` goes to ``find_sheet`` (0.5 for one digit)."""
         height, width = coarse.shape
         step = _subsample_step(height * width)
         small = coarse.gray(step)
         # A sheet on a desk: ink is looked for inside the sheet only, and the sheet is paper.
         # (on a grid twice as sparse again: ~2,000 samples are plenty for a sheet's outline)
         sheet_step = 2 * step
-        inside = find_sheet(coarse.darkest(sheet_step) if len(coarse.planes) > 1 else small[::2, ::2])
+        inside = find_sheet(
+            coarse.darkest(sheet_step) if len(coarse.planes) > 1 else small[::2, ::2], sheet_edge_quantile
+        )
         invert = False if inside is not None else _light_ink_on_dark(coarse, small)
         if invert:
             coarse = coarse.inverted()

@@ -29,6 +29,7 @@ from PIL import Image
 from ..manifest import MnistDigitPreprocessing
 from . import digits
 from .color import has_alpha
+from .sheet import NUMBER_EDGE_QUANTILE
 
 # The coarse image is larger than for one digit: a 12-digit number across the frame leaves
 # each digit ~25 px wide here.
@@ -97,7 +98,8 @@ def segment_number(image: Image.Image, spec: MnistDigitPreprocessing) -> list[Se
     flip = digits._transparent_ink_is_dark(image) if has_alpha(image) else None
     workspace = digits.Workspace()
     coarse = digits._sample(image, (0, 0, width, height), coarse_size, flip, workspace=workspace)
-    estimate = digits._Paper.estimate(coarse, workspace)
+    # A row of large digits can straddle a shadow's edge: see ``sheet.NUMBER_EDGE_QUANTILE``.
+    estimate = digits._Paper.estimate(coarse, workspace, NUMBER_EDGE_QUANTILE)
     if estimate is None:
         return []
     paper, strength = estimate
