@@ -64,3 +64,17 @@ def translated(sam: dict) -> dict:
     from infra import validate
 
     return validate.translate_sam(validate.as_packaged(sam))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """Debian's chromium driven by Playwright (skips, or fails under CI=true, without it)."""
+    from .page_support import CHROMIUM_ARGS, require_browser
+
+    chromium = require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()

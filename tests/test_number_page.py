@@ -14,7 +14,7 @@ import pytest
 
 from benchmarks.digit_scenes import render_numbers
 
-from .page_support import CHROMIUM_ARGS, require_browser
+from .page_support import require_browser
 from .support import BUNDLED_MODELS, mnist_test_digits, running_server
 from .test_number_http import _tiny_rgb_classifier, _tiny_rgb_manifest
 from .tiny_models import publish
@@ -26,17 +26,6 @@ PHONE = {
     "is_mobile": True,
     "has_touch": True,
 }
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    chromium = require_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import pytest
 
 from benchmarks.paths import CATS_DOGS_DIR
 
-from .page_support import CHROMIUM_ARGS, require_browser, stage_server
+from .page_support import require_browser, stage_server
 from .seed_models import SeedModels
 from .support import BUNDLED_MODELS, PROJECT_ROOT, encode, mnist_test_digits, running_server
 
@@ -31,17 +31,6 @@ CAT = CATS_DOGS_DIR / "cats" / "cat.4003.jpg"
 DOG = CATS_DOGS_DIR / "dogs" / "dog.4009.jpg"
 SCREENSHOT = PROJECT_ROOT / "docs" / "page.png"
 KEY = "page-test-key"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    chromium = require_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 @pytest.fixture(scope="module")
