@@ -10,16 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import quote
-
-import httpx
 
 from ..errors import ServiceError
 from ..number_routes import not_a_digit_model, number_answer, read_number_upload
 from .files import UsageError
 from .local import LocalPredictor
 from .outcome import Outcome, error_text
-from .remote import RemotePredictor, _detail, _mime
+from .remote import RemotePredictor
 
 
 def number_truths(images: Sequence[Path]) -> dict[Path, str]:
@@ -62,15 +59,5 @@ class RemoteNumberReader(RemotePredictor):
         return [(path, self._number(path, data)) for path, data in uploads]
 
     def _number(self, path: Path, data: bytes) -> Outcome:
-        try:
-            response = self._send(
-                "POST",
-                f"models/{quote(self.name, safe='')}/number",
-                params={"top_k": self.k},
-                files={"file": (path.name, data, _mime(path))},
-            )
-        except httpx.TransportError as exc:
-            return Outcome(path, self.name, error=error_text(0, str(exc)))
-        if response.status_code != 200:
-            return Outcome(path, self.name, error=error_text(response.status_code, _detail(response)))
-        return Outcome(path, self.name, prediction=response.json())
+        answer = self._post_file("number", path, data)
+        return answer if isinstance(answer, Outcome) else Outcome(path, self.name, prediction=answer)

@@ -178,10 +178,15 @@ class RemotePredictor:
         return [(path, self._outcome(path, item)) for (path, _), item in zip(uploads, items, strict=True)]
 
     def _single(self, path: Path, data: bytes) -> Outcome:
+        answer = self._post_file("predict", path, data)
+        return answer if isinstance(answer, Outcome) else self._outcome(path, answer)
+
+    def _post_file(self, route: str, path: Path, data: bytes) -> dict[str, Any] | Outcome:
+        """POST one file to ``models/{name}/{route}``: the JSON answer, or the failed Outcome."""
         try:
             response = self._send(
                 "POST",
-                f"models/{quote(self.name, safe='')}/predict",
+                f"models/{quote(self.name, safe='')}/{route}",
                 params={"top_k": self.k},
                 files={"file": (path.name, data, _mime(path))},
             )
@@ -189,7 +194,7 @@ class RemotePredictor:
             return Outcome(path, self.name, error=error_text(0, str(exc)))
         if response.status_code != 200:
             return Outcome(path, self.name, error=error_text(response.status_code, _detail(response)))
-        return self._outcome(path, response.json())
+        return response.json()
 
     def _outcome(self, path: Path, item: dict[str, Any]) -> Outcome:
         if "error" in item:
