@@ -87,7 +87,7 @@ test-infra: bootstrap  ## manifests, both container images and the arm64 package
 		tests/test_container_lambda.py tests/test_arm64_package.py
 
 bench-containers: images  ## container start -> first prediction, both images -> benchmarks/results/container_start.json
-	nice -n 10 $(VENV_BIN)/python -m benchmarks.container_start $(BENCH_ARGS)
+	nice -n 10 $(VENV_BIN)/python -m benchmarks.startup.container_start $(BENCH_ARGS)
 
 bench: bootstrap  ## cold start, latency, throughput vs the TensorFlow baseline -> benchmarks/results/ (BENCH_ARGS=...)
 	$(UV) sync --frozen --all-extras

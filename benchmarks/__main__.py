@@ -25,6 +25,12 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
+from benchmarks.decision import top1
+from benchmarks.http import http_latency, http_sizes
+from benchmarks.in_process import warm
+from benchmarks.installed import baseline_bytes, tree_bytes
+from benchmarks.models import BenchModel, discover
+from benchmarks.startup import cold_start
 from infra.package import DEFAULT_OUT, TARGET_UNZIPPED_BYTES, default_model_dirs, find_python
 from service.cpus import visible_cpus
 from service.imaging import decode_image
@@ -32,14 +38,10 @@ from service.inference import classify
 from service.manifest import MANIFEST_FILENAME
 from service.preprocessing import decode_min_side, preprocess
 from service.registry import load_model
-
-from . import cold_start, http_latency, http_sizes, report, warm
-from .decision import top1
-from .installed import baseline_bytes, tree_bytes
-from .models import BenchModel, discover
-from .paths import BENCH_BUILD, BUILD_MODELS
-from .servers import free_port
-from .stats import percentile
+from tests.harness import report
+from tests.harness.paths import BENCH_BUILD, BUILD_MODELS
+from tests.harness.servers import free_port
+from tests.harness.stats import percentile
 
 RESULTS = Path(__file__).resolve().parent / "results"
 README = Path(__file__).resolve().parent / "README.md"
@@ -82,7 +84,7 @@ def cpu_record() -> dict:
 
 def multipart_event(name: str, upload: bytes, upload_name: str) -> dict:
     """An API Gateway HTTP API (2.0) event POSTing ``upload`` to the model's predict route."""
-    from .lambda_events import http_api_v2_event
+    from tests.harness.lambda_events import http_api_v2_event
 
     request = httpx.Request(
         "POST", "https://example.invalid/", files={"file": (upload_name, upload, "image/jpeg")}
@@ -274,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         "--size-requests",
         type=int,
         default=40,
-        help="HTTP requests per upload size (500x375 ... 12 MP, benchmarks/http_sizes.py); 0 = skip",
+        help="HTTP requests per upload size (500x375 ... 12 MP, benchmarks/http/http_sizes.py); 0 = skip",
     )
     parser.add_argument(
         "--batch-images",

@@ -19,8 +19,7 @@ from PIL import Image
 
 from service.manifest import MANIFEST_FILENAME, ImageNetPreprocessing, ImagePreprocessing, Manifest
 from service.preprocessing import preprocess
-
-from .paths import BENCH_BUILD, BUILD_MODELS, CATS_DOGS_DIR, MNIST_NPZ
+from tests.harness.paths import BENCH_BUILD, BUILD_MODELS, CATS_DOGS_DIR, MNIST_NPZ
 
 PHOTOS = CATS_DOGS_DIR
 

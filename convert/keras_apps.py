@@ -175,7 +175,7 @@ def default_quantization(architecture: str) -> QuantizationConfig:
     U8S8 per-channel QDQ (uint8 activations, int8 weights) with 7-bit weights (``reduce_range``)
     and bias correction, min-max calibration, Softmax kept in float.
 
-    Why, by measurement (``python -m benchmarks.quantization``; docs/models.md, "One int8 file"):
+    Why, by measurement (``python -m benchmarks.accuracy.quantization``; docs/models.md, "One int8 file"):
 
     - U8S8 runs ONNX Runtime's fast int8 kernels (VNNI ``vpdpbusd``, AMX, arm64 dot products);
       7-bit weights keep AVX2's ``vpmaddubsw`` int16 pair sums (2 x 255 x 64 < 32,767) from

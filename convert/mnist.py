@@ -33,7 +33,7 @@ OUTPUT_NAME = "probabilities"
 # digits: per-channel U8S8 min-max 0.9915 (top-1 agreement with fp32 0.9965, int16
 # saturation), + 7-bit weights 0.9945 (0.9997) at 0.13 ms/image; per-channel U8U8 0.9944
 # (0.9999) at 0.19 ms; per-tensor U8S8 entropy 0.9940 (0.9988).
-# Command: python -m benchmarks.quantization --family mnist
+# Command: python -m benchmarks.accuracy.quantization --family mnist
 DEFAULT_QUANTIZATION = QuantizationConfig.x86_u8s8_reduced(calibration="minmax")
 
 # The augmentation used when the recipe is given none: Keras preprocessing layers in the

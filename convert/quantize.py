@@ -253,7 +253,7 @@ def count_quantized_nodes(path: Path) -> dict[str, int]:
     }
 
 
-# Named int8 formats (``--quantization NAME``; the sweep in ``benchmarks.quantization``). Each is
+# Named int8 formats (``--quantization NAME``; the sweep in ``benchmarks.accuracy.quantization``). Each is
 # per-channel QDQ with uint8 activations; calibration and excluded operators come from the family.
 PRESETS: dict[str, QuantizationConfig] = {
     "u8u8": QuantizationConfig(weight_type="uint8"),

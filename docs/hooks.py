@@ -3,7 +3,7 @@
 - The home page is ``README.md`` itself, so the two never drift: its links into ``docs/`` are
   rewritten to be relative to the site (``docs/api.md`` -> ``api.md``).
 - The benchmark tables are rendered from ``benchmarks/results/results.json`` by
-  ``benchmarks.report.markdown`` (the renderer ``make bench`` uses), wherever a page holds
+  ``tests.harness.report.markdown`` (the renderer ``make bench`` uses), wherever a page holds
   ``RESULTS_MARKER``; the chart ``benchmarks/results/chart.png`` is added to the site beside them.
 - The per-pod sizing table (``sizing_markdown``) is rendered from the same file wherever a page
   holds ``SIZING_MARKER``.
@@ -49,7 +49,7 @@ def results_markdown(page_dir: str = "") -> str:
     """
     if str(ROOT) not in sys.path:  # mkdocs run from outside the project's venv
         sys.path.insert(0, str(ROOT))
-    from benchmarks import report
+    from tests.harness import report
 
     results = _load_results()
     depth = len([p for p in page_dir.split("/") if p])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.servers import free_port, serve, uvicorn_command
+from tests.harness.servers import free_port, serve, uvicorn_command
 
 STAGE_PREFIX = os.environ.get("EDGE_TEST_STAGE_PREFIX", "/dev")
 CHROMIUM_ARGS = [

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.servers import HOST, answers, free_port, serve
+from tests.harness.servers import HOST, answers, free_port, serve
 
 REGION = "us-east-1"
 # moto's root user accepts any key until IAM is enforced; these are its placeholders.

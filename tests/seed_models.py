@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.paths import BUNDLED_MODELS, KERAS_WEIGHTS, PROJECT_ROOT
+from tests.harness.paths import BUNDLED_MODELS, KERAS_WEIGHTS, PROJECT_ROOT
 
 from .support import require_shared_data
 

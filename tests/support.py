@@ -1,7 +1,7 @@
 """Test helpers: real data from ../shared, real images, and a real uvicorn server.
 
-Paths and the server process plumbing are shared with the benchmarks (``benchmarks.paths``,
-``benchmarks.servers``); tests may import from benchmarks/, never the other way round.
+Paths and the server process plumbing are shared with the benchmarks (``tests.harness.paths``,
+``tests.harness.servers``): the benchmarks import the harness, nothing in tests/ imports benchmarks/.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.paths import (
+from tests.harness.paths import (
     BUNDLED_MODELS,
     CATS_DOGS_DIR,
     IMAGENET_CALIB,
@@ -30,7 +30,7 @@ from benchmarks.paths import (
     PROJECT_ROOT,
     SHARED_DATA,
 )
-from benchmarks.servers import Server, free_port, service_server
+from tests.harness.servers import Server, free_port, service_server
 
 __all__ = [
     "BUNDLED_MODELS",

@@ -20,8 +20,8 @@ import pytest
 
 from infra import emulation
 from infra.package import build
+from tests.harness.lambda_events import http_api_v2_event, multipart, rest_api_v1_event
 
-from .lambda_events import http_api_v2_event, multipart, rest_api_v1_event
 from .package_support import require_tools
 from .support import BUNDLED_MODELS, encode, mnist_test_digits
 from .test_lambda_package import DRIVER

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchmarks.paths import CATS_DOGS_DIR
+from tests.harness.paths import CATS_DOGS_DIR
 
 from .seed_models import SeedModels
 from .support import BUNDLED_MODELS, PROJECT_ROOT, encode, free_port, mnist_test_digits, running_server

@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from infra import containers
+from tests.harness.lambda_events import multipart
 
-from .lambda_events import multipart
 from .package_support import require_tools
 from .support import BUNDLED_MODELS, encode, free_port, mnist_test_digits
 

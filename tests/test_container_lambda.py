@@ -1,6 +1,6 @@
 """infra/Dockerfile.lambda (target ``ric``) built with podman on Debian bookworm and run as
 Lambda runs it: awslambdaric inside the container long-polls a Lambda Runtime API (served on
-loopback by the test, ``benchmarks.runtime_api``) and answers real API Gateway events carrying
+loopback by the test, ``tests.harness.runtime_api``) and answers real API Gateway events carrying
 base64 multipart uploads of real MNIST digits. Non-root, read-only root filesystem.
 """
 
@@ -12,10 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from benchmarks.runtime_api import RuntimeAPI, serve_runtime_api
 from infra import containers
+from tests.harness.lambda_events import http_api_v2_event, multipart, rest_api_v1_event
+from tests.harness.runtime_api import RuntimeAPI, serve_runtime_api
 
-from .lambda_events import http_api_v2_event, multipart, rest_api_v1_event
 from .package_support import require_tools
 from .support import BUNDLED_MODELS, encode, mnist_test_digits
 

@@ -22,7 +22,7 @@ DEFERRED_MODULES = ("service.batch_routes", "service.v1_routes", "service.v2_rou
 
 CHILD = r"""
 import json, sys
-from benchmarks.lambda_events import LambdaContext, http_api_v2_event
+from tests.harness.lambda_events import LambdaContext, http_api_v2_event
 
 import service.lambda_handler as lh  # the init phase
 

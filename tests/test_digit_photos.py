@@ -17,8 +17,8 @@ import collections
 import numpy as np
 import pytest
 
-from benchmarks.digit_photos import render_photos
-from benchmarks.digit_scenes import DESKS, SCENES, render_scenes
+from tests.harness.digit_photos import render_photos
+from tests.harness.digit_scenes import DESKS, SCENES, render_scenes
 
 from .support import mnist_test_digits
 

@@ -25,7 +25,7 @@ from types import ModuleType
 import pytest
 from markdown.extensions.toc import slugify
 
-from benchmarks import report
+from tests.harness import report
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

@@ -260,7 +260,7 @@ def test_batch_route_requests_share_the_queue_with_single_ones() -> None:
 
 LAMBDA_CHILD = r"""
 import json, sys
-from benchmarks.lambda_events import LambdaContext, http_api_v2_event
+from tests.harness.lambda_events import LambdaContext, http_api_v2_event
 
 import service.lambda_handler as lh
 

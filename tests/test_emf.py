@@ -77,7 +77,7 @@ EMF_SCHEMA = {
 CHILD = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from tests.lambda_events import LambdaContext, http_api_v2_event, multipart
+from tests.harness.lambda_events import LambdaContext, http_api_v2_event, multipart
 from tests.support import encode, mnist_test_digits
 from service.lambda_handler import handler
 

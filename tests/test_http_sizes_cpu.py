@@ -1,4 +1,4 @@
-"""``benchmarks.http_sizes.process_cpu_seconds``: a process's CPU time from the kernel's
+"""``tests.harness.servers.process_cpu_seconds``: a process's CPU time from the kernel's
 per-thread schedstat, the load-independent number the HTTP size benchmark reports."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from benchmarks.http_sizes import process_cpu_seconds
+from tests.harness.servers import process_cpu_seconds
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 

@@ -18,8 +18,8 @@ import pytest
 
 from infra.package import LAMBDA_UNZIPPED_LIMIT
 from infra.trim import RULES
+from tests.harness.lambda_events import http_api_v2_event, multipart, rest_api_v1_event
 
-from .lambda_events import http_api_v2_event, multipart, rest_api_v1_event
 from .package_support import UnpackedPackage, run_isolated, unpacked_package
 from .support import encode, mnist_test_digits
 

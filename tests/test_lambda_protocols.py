@@ -16,7 +16,8 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.http._utils import _get_inference_request
 
-from .lambda_events import LambdaContext, http_api_v2_event, rest_api_v1_event
+from tests.harness.lambda_events import LambdaContext, http_api_v2_event, rest_api_v1_event
+
 from .support import encode, mnist_test_digits
 
 EVENTS = {"http_api_v2": http_api_v2_event, "rest_api_v1": rest_api_v1_event}

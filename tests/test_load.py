@@ -1,7 +1,8 @@
-"""Short CI variant of ``benchmarks/load.py``: 32 concurrent clients for a few seconds against a
-real uvicorn server. Asserts correctness under concurrency, not speed (speed and the >= 60 s,
->= 10,000-request RSS run belong to the benchmark): every request answered 200 with the same
-top-k as when sent alone, and /health answering throughout.
+"""Short CI run of the load generator (``tests/harness/load.py``; ``python -m benchmarks.http.load``
+runs it at length): 32 concurrent clients for a few seconds against a real uvicorn server.
+Asserts correctness under concurrency, not speed (speed and the >= 60 s, >= 10,000-request RSS
+run belong to the benchmark): every request answered 200 with the same top-k as when sent
+alone, and /health answering throughout.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 
 import pytest
 
-from benchmarks.load import generate_load
+from tests.harness.load import generate_load
 
 from .support import running_server
 

@@ -1,6 +1,6 @@
 """``edge-infer predict --number``, run as a subprocess on number photos: in-process and over HTTP.
 
-The photos are numbers written with MNIST *test* digits (``benchmarks.digit_scenes``) in
+The photos are numbers written with MNIST *test* digits (``tests.harness.digit_scenes``) in
 folders named by the number, so the closing summary reports the accuracy.
 """
 
@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.digit_scenes import render_numbers
+from tests.harness.digit_scenes import render_numbers
 
 from .support import encode, mnist_test_digits
 from .test_cli import read_csv, run_cli

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.digit_photos import render_photos
-from benchmarks.digit_scenes import NumberPhoto, render_numbers
+from tests.harness.digit_photos import render_photos
+from tests.harness.digit_scenes import NumberPhoto, render_numbers
 
 from .support import BUNDLED_MODELS, encode, mnist_test_digits, running_server
 from .tiny_models import publish

@@ -2,7 +2,7 @@
 
 Playwright drives Debian's Chromium (tests/page_support.py: skipped without it, failing in
 CI) against a real uvicorn server serving the bundled digit model and a tiny RGB (non-digit)
-model. The photo is a number written with MNIST *test* digits (benchmarks.digit_scenes).
+model. The photo is a number written with MNIST *test* digits (tests.harness.digit_scenes).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from benchmarks.digit_scenes import render_numbers
+from tests.harness.digit_scenes import render_numbers
 
 from .page_support import require_browser
 from .support import BUNDLED_MODELS, mnist_test_digits, running_server

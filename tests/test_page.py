@@ -18,7 +18,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 
-from benchmarks.paths import CATS_DOGS_DIR
+from tests.harness.paths import CATS_DOGS_DIR
 
 from .page_support import require_browser, stage_server
 from .seed_models import SeedModels

@@ -12,7 +12,8 @@ import sys
 
 import pytest
 
-from .lambda_events import LambdaContext, http_api_v2_event, rest_api_v1_event
+from tests.harness.lambda_events import LambdaContext, http_api_v2_event, rest_api_v1_event
+
 from .support import BUNDLED_MODELS, PROJECT_ROOT
 
 EVENTS = {"http_api_v2": http_api_v2_event, "rest_api_v1": rest_api_v1_event}

@@ -3,8 +3,8 @@
 The AWS Lambda base image starts ``python -m awslambdaric service.lambda_handler.handler`` in
 ``/var/task``; awslambdaric long-polls the Lambda Runtime API for events and posts the results
 back (https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html). Here the Runtime API is a
-small HTTP server on loopback (``benchmarks.runtime_api``), awslambdaric is the locked release installed for
-the runtime's Python, and the task root is the extracted zip: real HTTP both ways.
+small HTTP server on loopback (``tests.harness.runtime_api``), awslambdaric is the locked release
+installed for the runtime's Python, and the task root is the extracted zip: real HTTP both ways.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.runtime_api import RuntimeAPI, serve_runtime_api
-from benchmarks.servers import stop
+from tests.harness.lambda_events import http_api_v2_event, multipart
+from tests.harness.runtime_api import RuntimeAPI, serve_runtime_api
+from tests.harness.servers import stop
 
-from .lambda_events import http_api_v2_event, multipart
 from .package_support import UnpackedPackage, install_runtime_interface_client, unpacked_package
 from .support import encode, mnist_test_digits
 

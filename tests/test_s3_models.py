@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchmarks.servers import service_server
 from service.model_sources import STORE_ENTRY, S3Location, fetch_s3_models
 from service.registry import load_registry
+from tests.harness.servers import service_server
 
 from .s3_support import MotoServer, moto_server
 from .support import BUNDLED_MODELS, encode, mnist_test_digits
@@ -258,7 +258,7 @@ def test_sam_template_grants_s3_reads_only_for_a_model_bucket() -> None:
 
 SNAPSTART_CHILD = r"""
 import json, sys
-from benchmarks.lambda_events import LambdaContext, http_api_v2_event, multipart
+from tests.harness.lambda_events import LambdaContext, http_api_v2_event, multipart
 
 import service.lambda_handler as lh  # the init phase: the models come from S3 here
 from awslambdaric import lambda_runtime_hooks_runner

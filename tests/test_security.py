@@ -298,7 +298,7 @@ def test_unexpected_error_is_a_json_500_with_request_id_and_no_trace(capsys: pyt
 @pytest.mark.parametrize("kind", ["http_api_v2", "rest_api_v1"])
 def test_lambda_responses_carry_the_api_gateway_request_id(kind: str, lambda_handler) -> None:
     # On Lambda the id API Gateway already logs is reused, so its logs and ours join up.
-    from .lambda_events import LambdaContext, http_api_v2_event, multipart, rest_api_v1_event
+    from tests.harness.lambda_events import LambdaContext, http_api_v2_event, multipart, rest_api_v1_event
 
     handler = lambda_handler
     make = http_api_v2_event if kind == "http_api_v2" else rest_api_v1_event

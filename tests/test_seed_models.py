@@ -15,9 +15,9 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-from benchmarks.paths import CATS_DOGS_DIR, IMAGENET_VAL
 from service.manifest import Manifest
 from service.preprocessing import decode_min_side
+from tests.harness.paths import CATS_DOGS_DIR, IMAGENET_VAL
 
 from .seed_models import (
     CATS_DOGS_VALIDATION_FRACTION,

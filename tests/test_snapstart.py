@@ -17,7 +17,7 @@ pytest.importorskip("awslambdaric.lambda_runtime_hooks_runner")
 
 CHILD = r"""
 import json, random, sys, time
-from benchmarks.lambda_events import LambdaContext, http_api_v2_event, multipart
+from tests.harness.lambda_events import LambdaContext, http_api_v2_event, multipart
 
 import service.lambda_handler as lh  # the init phase
 from snapshot_restore_py import get_after_restore, get_before_snapshot

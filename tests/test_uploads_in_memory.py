@@ -11,8 +11,8 @@ import httpx
 from starlette.requests import Request
 from starlette.types import Message
 
-from benchmarks.memory_bursts import phone_jpegs
 from service.forms import read_form
+from tests.harness.photos import phone_jpegs
 
 from .support import running_server
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.paths import BUNDLED_MODELS
 from service.manifest import MANIFEST_FILENAME, sha256_of
+from tests.harness.paths import BUNDLED_MODELS
 
 
 def linear_classifier(
