@@ -19,9 +19,9 @@ from PIL import Image, ImageDraw
 from benchmarks import digit_preprocessing_baseline as baseline
 from benchmarks.digit_photos import render_photos
 from benchmarks.paths import MNIST_NPZ, PROJECT_ROOT
-from service.imaging import decode_image
+from service.images.decode import decode_image
+from service.images.preprocessing import digits as current
 from service.manifest import MnistDigitPreprocessing
-from service.preprocessing import digits as current
 
 SPEC = MnistDigitPreprocessing()
 TILE = 132

@@ -18,8 +18,8 @@ import tensorflow as tf
 from fastapi import FastAPI, File, UploadFile
 from PIL import Image
 
+from service.images.preprocessing import preprocess
 from service.manifest import Manifest
-from service.preprocessing import preprocess
 
 from .decision import top1
 

@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 
 from benchmarks.paths import CATS_DOGS_DIR, IMAGENET_VAL
-from service.contract import ContractError, _check_preprocessing
+from service.engine.contract import ContractError, _check_preprocessing
+from service.images.preprocessing import preprocess
+from service.images.preprocessing.image import image_tensor
 from service.manifest import IMAGE_PRESETS, ImageNetPreprocessing, ImagePreprocessing, Manifest
-from service.preprocessing import preprocess
-from service.preprocessing.image import image_tensor
 
 pytestmark = pytest.mark.shared_data  # real photos or digits from ../shared/data
 keras = pytest.importorskip("keras")

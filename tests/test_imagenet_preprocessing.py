@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from benchmarks.paths import CATS_DOGS_DIR, IMAGENET_VAL
+from service.images.preprocessing.imagenet import imagenet_tensor, resize_and_crop
 from service.manifest import ImageNetPreprocessing
-from service.preprocessing.imagenet import imagenet_tensor, resize_and_crop
 
 from .support import encode
 

@@ -41,4 +41,4 @@ def test_an_engine_module_importing_starlette_breaks_the_contract(tmp_path):
     done = lint_imports(tmp_path)
     assert done.returncode != 0
     assert "never import the web framework BROKEN" in done.stdout
-    assert "service.preprocessing.image -> starlette" in done.stdout
+    assert "service.images.preprocessing.image -> starlette" in done.stdout

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from benchmarks.servers import service_server
-from service.model_sources import STORE_ENTRY, S3Location, fetch_s3_models
-from service.registry import load_registry
+from service.engine.model_sources import STORE_ENTRY, S3Location, fetch_s3_models
+from service.engine.registry import load_registry
 
 from .s3_support import MotoServer, moto_server
 from .support import BUNDLED_MODELS, encode, mnist_test_digits

@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 
 from benchmarks.paths import CATS_DOGS_DIR, IMAGENET_VAL
+from service.images.preprocessing import decode_min_side
 from service.manifest import Manifest
-from service.preprocessing import decode_min_side
 
 from .seed_models import (
     CATS_DOGS_VALIDATION_FRACTION,
