@@ -36,7 +36,7 @@ def test_an_engine_module_importing_starlette_breaks_the_contract(tmp_path):
     skip_caches = shutil.ignore_patterns("__pycache__")
     shutil.copytree(PROJECT_ROOT / "service", tmp_path / "service", ignore=skip_caches)
     shutil.copy(PROJECT_ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    image = tmp_path / "service" / "preprocessing" / "image.py"
+    image = tmp_path / "service" / "images" / "preprocessing" / "image.py"
     image.write_text(image.read_text() + "\nimport starlette.responses  # noqa\n")
     done = lint_imports(tmp_path)
     assert done.returncode != 0
