@@ -32,12 +32,11 @@ from benchmarks.installed import baseline_bytes, tree_bytes
 from benchmarks.models import BenchModel, discover
 from benchmarks.startup import cold_start
 from infra.package import DEFAULT_OUT, TARGET_UNZIPPED_BYTES, default_model_dirs, find_python
-from service.cpus import visible_cpus
-from service.imaging import decode_image
-from service.inference import classify
+from service.engine.cpus import visible_cpus
+from service.engine.pipeline import EncodedImages, classify
+from service.engine.registry import load_model
+from service.images.preprocessing import preprocess
 from service.manifest import MANIFEST_FILENAME
-from service.preprocessing import decode_min_side, preprocess
-from service.registry import load_model
 from tests.harness import report
 from tests.harness.paths import BENCH_BUILD, BUILD_MODELS
 from tests.harness.servers import free_port
@@ -95,8 +94,9 @@ def multipart_event(name: str, upload: bytes, upload_name: str) -> dict:
 def expected_labels(model: BenchModel) -> dict[str, str]:
     """The class each format predicts in-process for the upload (what a served answer must say)."""
     loaded = load_model(model.directory / MANIFEST_FILENAME, visible_cpus())
-    image = decode_image(model.upload, 10**9, min_side=decode_min_side(loaded.manifest))
-    labels = {"onnx_int8": classify(loaded, image, 1)[0].label}
+    (outcome,) = classify(loaded, EncodedImages([model.upload]), 1, max_pixels=10**9).outcomes
+    assert outcome.ranking is not None, outcome.error
+    labels = {"onnx_int8": outcome.ranking[0].label}
     if model.keras_path is not None:
         import keras
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from service.images.preprocessing import preprocess
 from service.manifest import MANIFEST_FILENAME, ImageNetPreprocessing, ImagePreprocessing, Manifest
-from service.preprocessing import preprocess
 from tests.harness.paths import BENCH_BUILD, BUILD_MODELS, CATS_DOGS_DIR, MNIST_NPZ
 
 PHOTOS = CATS_DOGS_DIR

@@ -19,8 +19,8 @@ from fastapi import FastAPI, File, UploadFile
 from PIL import Image
 
 from benchmarks.decision import top1
+from service.images.preprocessing import preprocess
 from service.manifest import Manifest
-from service.preprocessing import preprocess
 
 model = tf.keras.models.load_model(os.environ["BASELINE_KERAS_MODEL"])
 manifest = Manifest.model_validate_json(Path(os.environ["BASELINE_MANIFEST"]).read_bytes())

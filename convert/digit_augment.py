@@ -1,6 +1,6 @@
 """Training-time augmentation for the digit CNN that matches phone photos (``--augment photo``).
 
-The service reads a photographed digit through ``service.preprocessing.digits``; the model
+The service reads a photographed digit through ``service.images.preprocessing.digits``; the model
 should train on what that produces from photos, not only on clean MNIST. Per batch of
 preprocessed MNIST digits (float32 (B, 28, 28, 1), light ink on black):
 
@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageFilter
 
+from service.images.preprocessing import mnist_digit_tensor
 from service.manifest import MnistDigitPreprocessing
-from service.preprocessing import mnist_digit_tensor
 
 from .recipe import Augmentation
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from service.config import PROJECT_ROOT, Settings
-from service.imaging import decode_image
+from service.images.decode import decode_image
+from service.images.preprocessing.imagenet import imagenet_tensor
 from service.manifest import ImageNetPreprocessing
-from service.preprocessing.imagenet import imagenet_tensor
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 IMAGENET_DIR = SHARED_DATA / "imagenet"

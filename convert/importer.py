@@ -11,7 +11,7 @@ The recipe (``ImportRecipe``) answers the pipeline's questions from the user's f
 - preprocessing: the manifest's ``image`` kind from ``--scale`` / ``--mean`` / ``--std`` /
   ``--channel-order`` / ``--resize-shorter`` / ``--preset``, or ``mnist_digit``;
 - calibration: images found recursively in ``--calibration DIR`` (seeded sample), preprocessed
-  exactly as served (``service.preprocessing.model_input``); no images, no int8;
+  exactly as served (``service.images.preprocessing.model_input``); no images, no int8;
 - proof: with ``--evaluation DIR`` (one sub-folder per class), accuracy of the user's model, our
   fp32 export and the int8 file, per class, their agreement, and a contact sheet of the images
   where int8 and fp32 disagree (``disagreements.png``); ``accuracy_verdict`` says whether int8
@@ -380,8 +380,8 @@ class ImportRecipe(Recipe):
 
     def _tensors(self, paths: list[Path]) -> np.ndarray:
         from service.config import Settings
-        from service.imaging import decode_image
-        from service.preprocessing import min_side_for, model_input
+        from service.images.decode import decode_image
+        from service.images.preprocessing import min_side_for, model_input
 
         max_pixels = Settings.model_fields["max_image_pixels"].default
         min_side = min_side_for(self.spec, self.tensor_spec)  # decoded as the service decodes

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from service.cpus import visible_cpus
-from service.registry import session_options
+from service.engine.cpus import visible_cpus
+from service.engine.registry import session_options
 
 
 def _run_onnx(session: ort.InferenceSession, input_name: str, x: np.ndarray) -> Any:

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from service.images.preprocessing import mnist_digit_tensor
 from service.manifest import MnistDigitPreprocessing
-from service.preprocessing import mnist_digit_tensor
 
 from .onnx_export import INPUT_NAME
 from .quantize import QuantizationConfig

@@ -127,8 +127,7 @@ def copy_service(target: Path) -> None:
     source = PROJECT_ROOT / "service"
     page_files = [p for p in (source / "static").rglob("*") if p.is_file()]
     for path in sorted([*source.rglob("*.py"), *page_files]):
-        # service/cli is the `edge-infer` command line, never imported by the server.
-        if "__pycache__" in path.parts or path.relative_to(source).parts[0] == "cli":
+        if "__pycache__" in path.parts:
             continue
         destination = target / "service" / path.relative_to(source)
         destination.parent.mkdir(parents=True, exist_ok=True)

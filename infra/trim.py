@@ -44,7 +44,7 @@ RULES: tuple[Rule, ...] = (
     # 29 MB: the wheel also ships ORT's C API library for C/C++ callers. The Python extension
     # has the runtime linked in: it neither links this file (readelf NEEDED) nor loads it.
     Rule("onnxruntime/capi/libonnxruntime.so.*", "ORT's C API library; the Python module does not use it"),
-    # PIL/_avif and pillow.libs/libavif-* stay: AVIF is an accepted upload format (service/heif.py).
+    # PIL/_avif and pillow.libs/libavif-* stay: AVIF is an accepted upload format (service/images/heif.py).
     Rule("PIL/_imagingft.*.so", "FreeType text rendering (ImageFont), never used to classify"),
     Rule("pillow.libs/libfreetype-*", "linked only by PIL/_imagingft"),
     Rule("pillow.libs/libharfbuzz-*", "linked only by PIL/_imagingft"),

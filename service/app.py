@@ -21,23 +21,25 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
 
-from . import __doc__ as service_doc
-from .auth import api_key_dependencies
-from .config import Settings, get_settings
-from .cpus import ThreadPlan
-from .dependencies import Limits
-from .error_responses import error_response
-from .errors import HTTPError, InvalidParameters, ServiceError
-from .limits import BodySizeLimit
-from .logs import configure_logging
-from .metrics import Metrics
-from .pages import register_pages
-from .registry import ModelRegistry, load_registry
-from .request_context import REQUEST_ID_HEADER, RequestContext
-from .routes import UNAUTHORIZED, api_router, document_settings, metrics_router, open_router
+from service import __doc__ as service_doc
+from service.api import openapi
+from service.api.error_responses import error_response
+from service.api.native import api_router, metrics_router, open_router
+from service.api.pages import register_pages
+from service.api.parameters import UNAUTHORIZED
+from service.config import Settings, get_settings
+from service.engine.admission import Admission
+from service.engine.cpus import ThreadPlan
+from service.engine.registry import ModelRegistry, load_registry
+from service.errors import HTTPError, InvalidParameters, ServiceError
+from service.middleware.auth import api_key_dependencies
+from service.middleware.body_limit import BodySizeLimit
+from service.middleware.request_context import REQUEST_ID_HEADER, RequestContext
+from service.observability.logs import configure_logging
+from service.observability.metrics import Metrics
 
 if TYPE_CHECKING:
-    from .dynamic_batching import Batchers
+    from service.engine.dynamic_batching import Batchers
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +89,7 @@ def create_app(
             "Upload an image, get the class, its confidence and the top-k. Models are int8 "
             "ONNX files run by ONNX Runtime; see `GET /models` for what is served."
         ),
-        # Swagger UI is served offline by service.pages (FastAPI's defaults load it from a CDN).
+        # Swagger UI is served offline by service.api.pages (FastAPI's defaults load it from a CDN).
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
@@ -99,7 +101,9 @@ def create_app(
     app.state.settings = settings
     app.state.registry = registry
     app.state.metrics = metrics
-    app.state.limits = Limits.from_settings(settings, threads.workers, _batchers(settings, threads, metrics))
+    app.state.admission = Admission(
+        settings.max_pending_predictions, threads.workers, _batchers(settings, threads, metrics)
+    )
     _register_error_handlers(app)
     deferred = _include_routes(app, settings, metrics_enabled=metrics is not None, defer=defer_protocols)
     register_pages(app, docs_enabled=settings.docs_enabled, api_key_header=settings.api_key_header)
@@ -110,10 +114,10 @@ def create_app(
 
 
 def _batchers(settings: Settings, threads: ThreadPlan, metrics: Metrics | None) -> Batchers | None:
-    """The dynamic batchers (``service.dynamic_batching``), or None when batching is off."""
+    """The dynamic batchers (``service.engine.dynamic_batching``), or None when batching is off."""
     if not settings.dynamic_batching:
         return None
-    from .dynamic_batching import Batchers  # lazily: Lambda, batching off, never imports it
+    from service.engine.dynamic_batching import Batchers  # lazily: Lambda, batching off, never imports it
 
     log.info(
         "dynamic batching",
@@ -135,7 +139,10 @@ def _batchers(settings: Settings, threads: ThreadPlan, metrics: Metrics | None) 
 def _protocol_routers() -> tuple[list[APIRouter], list[APIRouter]]:
     """(routers open like ``/health``, routers behind the API key) of the batch, number and
     protocol routes."""
-    from . import batch_routes, number_routes, v1_routes, v2_routes
+    from service.api import batch as batch_routes
+    from service.api import number as number_routes
+    from service.api import v1 as v1_routes
+    from service.api import v2 as v2_routes
 
     keyed = [batch_routes.router, number_routes.router, v1_routes.router, v2_routes.router]
     return [v2_routes.open_router], keyed
@@ -162,8 +169,8 @@ def _include_routes(
         if defer and not dependencies and not responses:
             # Nothing to add to the router's own routes: take them as they are. include_router
             # would build each route a second time, with the inclusion's context, on the first
-            # request reaching it (~1-2 ms a route). The routes then ignore app.dependency_overrides,
-            # which the service does not use.
+            # request reaching it (benchmarks/lambda_cold.py times the first requests). The routes
+            # then ignore app.dependency_overrides, which the service does not use.
             app.router.routes.extend(router.routes)
         else:
             app.include_router(router, dependencies=dependencies, responses=responses)
@@ -184,13 +191,13 @@ def _include_routes(
     deferred = DeferredRouters(app, include_protocols) if defer else None
     if deferred is None:
         include_protocols()
-    openapi = app.openapi
+    build_openapi = app.openapi
 
     def documented() -> dict[str, Any]:
         if deferred is not None:
             deferred.include()
         if app.openapi_schema is None:
-            app.openapi_schema = document_settings(openapi(), settings)
+            app.openapi_schema = openapi.complete(build_openapi(), settings)
         return app.openapi_schema
 
     app.openapi = documented  # type: ignore[method-assign]
@@ -264,11 +271,11 @@ def _add_middleware(app: FastAPI, settings: Settings, metrics: Metrics | None) -
         )
     spans = emf = None
     if settings.otel:
-        from .otel import RequestSpans
+        from service.observability.otel import RequestSpans
 
         spans = RequestSpans()
     if settings.emf:
-        from .emf import EmfWriter
+        from service.observability.emf import EmfWriter
 
         emf = EmfWriter()
     app.add_middleware(RequestContext, metrics=metrics, spans=spans, emf=emf)

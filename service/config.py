@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from .cpus import ThreadPlan, cpu_budget, plan_threads
-from .url_fetch import UrlPolicy
+from service.engine.cpus import ThreadPlan, cpu_budget, plan_threads
+from service.images.url_fetch import UrlPolicy
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "models_onnx"
@@ -37,7 +37,7 @@ class Settings(BaseModel):
     # hide_input_in_errors: a refused start-up must not print EDGE_API_KEYS into the logs.
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
-    # A str only for an s3:// URI (service.model_sources); anything else becomes an absolute Path.
+    # A str only for an s3:// URI (service.engine.model_sources); anything else becomes an absolute Path.
     model_dir: Path | str = Field(
         DEFAULT_MODEL_DIR,
         description="Directory scanned for */manifest.json, or s3://bucket/prefix/ for a model store.",
@@ -82,7 +82,7 @@ class Settings(BaseModel):
         ),
     )
 
-    # Dynamic batching across requests (service/dynamic_batching.py); off on Lambda, where an
+    # Dynamic batching across requests (service/engine/dynamic_batching.py); off on Lambda, where an
     # execution environment serves one request at a time.
     dynamic_batching: bool = Field(
         default_factory=lambda: "AWS_LAMBDA_FUNCTION_NAME" not in os.environ,
@@ -113,7 +113,7 @@ class Settings(BaseModel):
         description="ONNX Runtime calls per model at once under dynamic batching; 0 = from the CPU budget.",
     )
 
-    # Image URLs in JSON bodies: off by default (server-side request forgery; service/url_fetch.py).
+    # Image URLs in JSON bodies: off by default (server-side request forgery; service/images/url_fetch.py).
     image_urls: bool = Field(False, description='Accept {"image_url": ...} JSON bodies.')
     image_url_allowed_hosts: tuple[str, ...] = Field(
         (),
@@ -132,7 +132,7 @@ class Settings(BaseModel):
         (),
         description=(
             "Comma-separated API keys; when set, every route except those in "
-            "service.auth.OPEN_ROUTES (health, metrics, the page, docs) needs one in the "
+            "service.middleware.auth.OPEN_ROUTES (health, metrics, the page, docs) needs one in the "
             "`api_key_header` header. Empty = no authentication."
         ),
     )
@@ -160,14 +160,15 @@ class Settings(BaseModel):
     emf: bool = Field(
         default_factory=lambda: "AWS_LAMBDA_FUNCTION_NAME" in os.environ,
         description=(
-            "One CloudWatch Embedded Metric Format line per request on stdout (service.emf). "
+            "One CloudWatch Embedded Metric Format line per request on stdout (service.observability.emf). "
             "On by default on Lambda, where CloudWatch Logs turns it into metrics."
         ),
     )
     otel: bool = Field(
         False,
         description=(
-            "Export OpenTelemetry spans of each request and its stages over OTLP (service.otel; "
+            "Export OpenTelemetry spans of each request and its stages over OTLP "
+            "(service.observability.otel; "
             "needs the otel extra; OTEL_* variables configure the exporter)."
         ),
     )
@@ -204,7 +205,7 @@ class Settings(BaseModel):
     @field_validator("image_url_allowed_hosts")
     @classmethod
     def _canonical_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from .url_fetch import normalize_allowed_host
+        from service.images.url_fetch import normalize_allowed_host
 
         return tuple(normalize_allowed_host(host) for host in value)
 
@@ -229,7 +230,7 @@ class Settings(BaseModel):
         return self
 
     def url_policy(self) -> UrlPolicy:
-        """What image URLs may be fetched (``service.url_fetch``); the byte cap is the body limit."""
+        """What image URLs may be fetched (``service.images.url_fetch``); the byte cap is the body limit."""
         return UrlPolicy(
             enabled=self.image_urls,
             allowed_hosts=frozenset(self.image_url_allowed_hosts),
@@ -243,7 +244,7 @@ class Settings(BaseModel):
     ) -> ThreadPlan:
         """Inference workers and ONNX Runtime threads per inference, from the CPU budget.
 
-        Explicit ``intra_op_threads`` / ``inference_workers`` win; see ``service.cpus``.
+        Explicit ``intra_op_threads`` / ``inference_workers`` win; see ``service.engine.cpus``.
         ``batching`` (default ``dynamic_batching``): False for callers that run ONNX Runtime in
         their workers themselves (the CLI's in-process mode), whatever the server does.
         """

@@ -1,6 +1,6 @@
 """Errors the service raises on purpose, each with the HTTP status it becomes.
 
-No web framework here: the engine and image code raise these, and ``service.error_responses``
+No web framework here: the engine and image code raise these, and ``service.api.error_responses``
 (the one place that builds an error response) turns them into HTTP.
 """
 
@@ -90,7 +90,7 @@ class InternalError(ServiceError):
 class ModelMisconfigured(InternalError):
     """500: the model's manifest and what its preprocessing or graph produce disagree.
 
-    The load-time contract (``service.contract``) should make this unreachable; if it is
+    The load-time contract (``service.engine.contract``) should make this unreachable; if it is
     reached anyway the fault is the deployment's, so it is never reported as a bad image.
     """
 
@@ -105,3 +105,9 @@ class Overloaded(ServiceError):
     """503: too many predictions already in progress; sent with ``Retry-After``."""
 
     status_code = 503
+
+
+class NoDigit(ServiceError):
+    """422: the image decoded, but holds no digit to read (``POST /models/{name}/number``)."""
+
+    status_code = 422

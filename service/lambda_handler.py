@@ -18,8 +18,8 @@ from __future__ import annotations
 import gc
 
 # Everything allocated from here to the end of init (modules, classes, routes, the models) lives
-# as long as the execution environment: the cyclic collector would only re-scan it, and did so
-# ~140 times in a cold start, once in full (~20-55 ms of the init phase). It is off until the
+# as long as the execution environment: the cyclic collector would only re-scan it, over a
+# hundred times in a cold start (benchmarks/cold_start.py times the init phase). It is off until the
 # app is built, then the survivors are frozen (gc.freeze: moved to a generation it never scans)
 # and it runs as usual for the requests' own garbage.
 gc.disable()
@@ -30,11 +30,9 @@ import random  # noqa: E402
 
 from mangum import Mangum  # noqa: E402
 
-from .app import create_app  # noqa: E402
-from .imaging import decode_image  # noqa: E402
-from .inference import classify  # noqa: E402
-from .preprocessing import decode_min_side  # noqa: E402
-from .registry import ModelRegistry  # noqa: E402
+from service.app import create_app  # noqa: E402
+from service.engine.pipeline import EncodedImages, classify  # noqa: E402
+from service.engine.registry import ModelRegistry  # noqa: E402
 
 try:
     app = create_app(defer_protocols=True)
@@ -45,7 +43,8 @@ finally:
 
 
 def warm_sessions(registry: ModelRegistry) -> list[str]:
-    """Run every ready model once on a small grey JPEG: decode, preprocess and inference.
+    """Run every ready model once on a small grey JPEG, through the engine's whole chain
+    (``service.engine.pipeline.classify``: decode, preprocess, inference, ranking).
 
     ONNX Runtime allocates and prepacks kernels, and Pillow / numpy initialise their codecs, on
     the first run; done before the snapshot, that work is inside it instead of in the first
@@ -60,8 +59,7 @@ def warm_sessions(registry: ModelRegistry) -> list[str]:
     Image.new("RGB", (64, 64), (128, 128, 128)).save(buf, "JPEG")
     warmed = []
     for name, model in registry.ready.items():
-        image = decode_image(buf.getvalue(), 64 * 64, min_side=decode_min_side(model.manifest))
-        classify(model, image, 1)
+        classify(model, EncodedImages([buf.getvalue()]), 1, max_pixels=64 * 64)
         warmed.append(name)
     return warmed
 

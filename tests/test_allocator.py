@@ -1,4 +1,4 @@
-"""Allocator settings (service.allocator: glibc's malloc, Pillow's image blocks) and OpenBLAS's
+"""Allocator settings (service.images.allocator: glibc's malloc, Pillow's image blocks) and OpenBLAS's
 thread count (service/__init__.py), checked in fresh interpreters."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from service import allocator
+from service.images import allocator
 
 from .support import PROJECT_ROOT
 
@@ -30,14 +30,14 @@ def _run(code: str, **env: str) -> str:
 
 
 def test_glibc_accepts_both_settings():
-    assert _run("from service import allocator; print(allocator.limit_fragmentation())") == "True"
+    assert _run("from service.images import allocator; print(allocator.limit_fragmentation())") == "True"
 
 
 def test_importing_the_decoder_applies_them_and_environment_settings_win():
     # mallopt(M_ARENA_MAX, 2) caps arenas: 8 threads allocating at once share at most 2 + main.
     code = """
 import ctypes, threading
-import service.imaging  # applies the settings at import
+import service.images.decode  # applies the settings at import
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 libc.fmemopen.restype = ctypes.c_void_p
@@ -63,7 +63,7 @@ print(buf.value.decode().count('<heap nr='))
 def test_pillow_keeps_a_bounded_number_of_image_blocks_and_environment_settings_win():
     # Pillow's block allocator: 64 KiB blocks, up to 16 kept for reuse (1 MiB); PILLOW_* win.
     code = (
-        "import service.imaging; from PIL import Image;"
+        "import service.images.decode; from PIL import Image;"
         " print(Image.core.get_block_size(), Image.core.get_blocks_max())"
     )
     assert _run(code) == "65536 16"
@@ -104,7 +104,7 @@ def test_releasing_free_memory_returns_a_fragmented_heap_to_the_os():
     # its RSS stays until malloc_trim(0) gives back the free pages inside it.
     code = """
 import ctypes, psutil
-from service import allocator
+from service.images import allocator
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]

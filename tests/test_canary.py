@@ -10,9 +10,9 @@ import copy
 import pytest
 
 from infra import validate
-from service.emf import NAMESPACE, EmfWriter
-from service.metrics import RequestRecord
-from service.stages import StageTimes
+from service.observability.emf import NAMESPACE, EmfWriter
+from service.observability.metrics import RequestRecord
+from service.observability.stages import StageTimes
 
 
 def _of_type(template: dict, kind: str) -> dict[str, dict]:

@@ -1,4 +1,4 @@
-"""service.preprocessing.components.label against a breadth-first flood fill, on random masks.
+"""service.images.preprocessing.components.label against a breadth-first flood fill, on random masks.
 
 The digit normaliser keeps or drops whole components, so a merged or split component changes
 which ink reaches the model; the run-based union-find must give exactly the 8-connected
@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from service.preprocessing.components import label
+from service.images.preprocessing.components import label
 
 
 def flood_fill_labels(mask: np.ndarray) -> np.ndarray:

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from service.images.preprocessing import preprocess
 from service.manifest import Manifest
-from service.preprocessing import preprocess
 
 from . import support
 from .support import encode, mnist_test_digits, running_server

@@ -12,8 +12,8 @@ import pytest
 
 from convert.cpu import cpu_info
 from convert.mnist import AUGMENTATIONS, DEFAULT_AUGMENTATION, KERAS_LAYERS_AUGMENTATION
+from service.engine.registry import load_registry
 from service.manifest import Manifest, sha256_of
-from service.registry import load_registry
 
 from .support import MNIST_NPZ, PROJECT_ROOT, encode, mnist_test_digits
 
@@ -88,18 +88,16 @@ def test_manifest_records_parity_accuracy_and_provenance(quick_build):
 def test_published_model_serves_through_the_registry(quick_build):
     from PIL import Image
 
-    from service.imaging import decode_image
-    from service.inference import classify
+    from service.engine.pipeline import EncodedImages, classify
 
     _, published, _ = quick_build
     registry = load_registry(published, intra_op_threads=1)
     assert list(registry.ready) == ["mnist"] and not registry.unavailable
     images, labels = mnist_test_digits(200)
     model = registry.ready["mnist"]
-    hits = sum(
-        classify(model, decode_image(encode(Image.fromarray(img)), 10**6), 1)[0].class_index == label
-        for img, label in zip(images, labels, strict=True)
-    )
+    files = EncodedImages([encode(Image.fromarray(img)) for img in images])
+    outcomes = classify(model, files, 1, max_pixels=10**6).outcomes
+    hits = sum(o.ranking[0].class_index == label for o, label in zip(outcomes, labels, strict=True))
     assert hits / len(labels) >= 0.8
 
 

@@ -15,9 +15,9 @@ import pytest
 from PIL import Image
 
 from service.errors import PayloadTooLarge
-from service.imaging import decode_image
+from service.images.decode import decode_image
+from service.images.preprocessing import DECODE_MARGIN, decode_min_side, preprocess
 from service.manifest import Manifest
-from service.preprocessing import DECODE_MARGIN, decode_min_side, preprocess
 
 from .support import BUNDLED_MODELS, SHARED_DATA
 

@@ -18,7 +18,7 @@ from service.config import Settings
 
 from .support import BUNDLED_MODELS, lambda_child
 
-DEFERRED_MODULES = ("service.batch_routes", "service.v1_routes", "service.v2_routes", "service.protocols")
+DEFERRED_MODULES = ("service.api.batch", "service.api.v1", "service.api.v2", "service.api.protocols")
 
 CHILD = r"""
 import json, sys

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from service.images.preprocessing import mnist_digit_tensor
 from service.manifest import MnistDigitPreprocessing
-from service.preprocessing import mnist_digit_tensor
 
 from .support import mnist_test_digits
 from .uploads import as_real_upload
@@ -120,7 +120,7 @@ def test_single_pixel_images_of_any_grey(level):
 
 
 def test_concurrent_calls_of_different_sizes_match_one_at_a_time(digits):
-    """The coarse pass works on buffers lent from a small pool (service.preprocessing.workspace):
+    """The coarse pass works on buffers lent from a small pool (service.images.preprocessing.workspace):
     calls on several threads at once, on photos of different sizes and polarities, must give
     exactly what each gives alone."""
     images, _ = digits

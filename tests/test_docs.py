@@ -223,7 +223,7 @@ def _app_routes() -> set[tuple[str, str]]:
 
     from service.app import create_app
     from service.config import Settings
-    from service.registry import ModelRegistry
+    from service.engine.registry import ModelRegistry
 
     app = create_app(Settings(metrics_enabled=True, docs_enabled=True), ModelRegistry())
     routes = set()

@@ -1,4 +1,4 @@
-"""Dynamic batching across requests (``service.dynamic_batching``).
+"""Dynamic batching across requests (``service.engine.dynamic_batching``).
 
 The batcher on the real digit model's ONNX Runtime session: a lone request runs at once, the
 requests that queue while a batch runs go together (up to ``max_batch_size``), each gets the
@@ -22,11 +22,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.config import Settings
-from service.cpus import plan_threads
-from service.dynamic_batching import DynamicBatcher, classify_upload
-from service.inference import run
-from service.prediction import prepare
-from service.registry import LoadedModel, load_model
+from service.engine.cpus import plan_threads
+from service.engine.dynamic_batching import DynamicBatcher, classify_batched
+from service.engine.inference import run
+from service.engine.pipeline import EncodedImages, prepare
+from service.engine.registry import LoadedModel, load_model
 
 from .support import BUNDLED_MODELS, SHARED_DATA, encode, lambda_child, mnist_test_digits, running_server
 
@@ -148,7 +148,7 @@ def test_a_cancelled_request_leaves_the_queue(model: LoadedModel) -> None:
     assert asyncio.run(scenario()) == [1, 1]
 
 
-def test_classify_upload_keeps_a_bad_image_out_of_the_queue(model: LoadedModel) -> None:
+def test_classify_batched_keeps_a_bad_image_out_of_the_queue(model: LoadedModel) -> None:
     import anyio
 
     from service.errors import UnsupportedImage
@@ -158,11 +158,12 @@ def test_classify_upload_keeps_a_bad_image_out_of_the_queue(model: LoadedModel) 
 
     async def scenario() -> None:
         workers = anyio.CapacityLimiter(2)
-        with pytest.raises(UnsupportedImage):
-            await classify_upload(batcher, workers, b"%PDF-1.7 not an image", MAX_PIXELS, 3)
+        pdf = EncodedImages([b"%PDF-1.7 not an image"])
+        refused = await classify_batched(batcher, workers, pdf, 3, MAX_PIXELS)
+        assert isinstance(refused.outcomes[0].error, UnsupportedImage)
         assert recorder.sizes == []  # refused before ONNX Runtime: no batch
-        timed = await classify_upload(batcher, workers, PNGS[0], MAX_PIXELS, 3)
-        assert timed.ranked[0].label == str(LABELS[0])
+        classified = await classify_batched(batcher, workers, EncodedImages([PNGS[0]]), 3, MAX_PIXELS)
+        assert classified.outcomes[0].ranking[0].label == str(LABELS[0])
         # The model was idle: prepared and run in one worker call, a batch of one, no wait.
         assert recorder.sizes == [1] and recorder.waits == [0.0]
 
@@ -267,8 +268,8 @@ import service.lambda_handler as lh
 body = open(sys.argv[1], "rb").read()
 response = lh.handler(http_api_v2_event("/predict", body, "image/png"), LambdaContext())
 print(json.dumps({
-    "batchers": lh.app.state.limits.batchers is not None,
-    "imported": "service.dynamic_batching" in sys.modules,
+    "batchers": lh.app.state.admission.batchers is not None,
+    "imported": "service.engine.dynamic_batching" in sys.modules,
     "status": response["statusCode"],
     "prediction": json.loads(response["body"])["prediction"],
 }))

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service import heif
+from service.engine.pipeline import EncodedImages, classify
+from service.engine.registry import load_model
 from service.errors import BadImage, PayloadTooLarge
-from service.imaging import decode_image
-from service.inference import classify
-from service.registry import load_model
+from service.images import heif
+from service.images.decode import decode_image
 
 from .support import BUNDLED_MODELS, PROJECT_ROOT, SHARED_DATA, encode, heic_bytes, mnist_test_digits
 
@@ -107,8 +107,10 @@ def test_mnist_digits_classify_the_same_as_png(fmt: str) -> None:
     for digit, label in zip(digits, labels, strict=True):
         # Encoded as RGB: HEVC and AV1 encoders work on colour planes; the model converts to grey.
         rgb = Image.fromarray(digit).convert("RGB")
-        from_png = classify(model, decode_image(encode(rgb, "PNG"), MAX_PIXELS), 1)[0]
-        from_fmt = classify(model, decode_image(encode_as(rgb, fmt), MAX_PIXELS), 1)[0]
+        files = EncodedImages([encode(rgb, "PNG"), encode_as(rgb, fmt)])
+        png_outcome, fmt_outcome = classify(model, files, 1, max_pixels=MAX_PIXELS).outcomes
+        assert png_outcome.ranking and fmt_outcome.ranking, (png_outcome.error, fmt_outcome.error)
+        from_png, from_fmt = png_outcome.ranking[0], fmt_outcome.ranking[0]
         assert from_png.class_index == label
         agree += from_fmt.class_index == from_png.class_index
     assert agree == len(digits)
@@ -126,7 +128,7 @@ def test_pi_heif_is_loaded_on_the_first_heic_only(tmp_path) -> None:
         """
         import sys
         from service.errors import UnsupportedImage
-        from service.imaging import decode_image
+        from service.images.decode import decode_image
         jpeg, avif, heic = (open(p, "rb").read() for p in sys.argv[1:4])
         try:  # HEIF is in ALLOWED_FORMATS but not registered yet: must be a 415, not a KeyError
             decode_image(b"plain text, not an image", 40_000_000)

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.contract import ContractError, _check_preprocessing
+from service.engine.contract import ContractError, _check_preprocessing
+from service.images.preprocessing import preprocess
+from service.images.preprocessing.image import image_tensor
 from service.manifest import IMAGE_PRESETS, ImageNetPreprocessing, ImagePreprocessing, Manifest
-from service.preprocessing import preprocess
-from service.preprocessing.image import image_tensor
 from tests.harness.paths import CATS_DOGS_DIR, IMAGENET_VAL
 
 pytestmark = pytest.mark.shared_data  # real photos or digits from ../shared/data

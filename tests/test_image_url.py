@@ -25,7 +25,7 @@ import anyio
 import pytest
 
 from service.errors import PayloadTooLarge, UnsupportedImage
-from service.url_fetch import (
+from service.images.url_fetch import (
     ImageUrlRefused,
     ImageUrlsDisabled,
     UpstreamFailed,

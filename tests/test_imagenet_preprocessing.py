@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from service.images.preprocessing.imagenet import imagenet_tensor, resize_and_crop
 from service.manifest import ImageNetPreprocessing
-from service.preprocessing.imagenet import imagenet_tensor, resize_and_crop
 from tests.harness.paths import CATS_DOGS_DIR, IMAGENET_VAL
 
 from .support import encode

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
-from service.imaging import decode_image
+from service.images.decode import decode_image
+from service.images.preprocessing import preprocess
 from service.manifest import Manifest
-from service.preprocessing import preprocess
 
 # Modes Pillow's decoders produce from the accepted formats. (The premultiplied "La"/"RGBa"
 # are internal to Pillow's resampling; no decoder returns them, so they are not uploads.)

@@ -16,8 +16,8 @@ from fastapi.routing import iter_route_contexts
 from starlette.routing import Mount
 
 from service.app import create_app
-from service.auth import OPEN_ROUTES
 from service.config import Settings
+from service.middleware.auth import OPEN_ROUTES
 
 from .support import BUNDLED_MODELS, running_server
 
@@ -74,7 +74,7 @@ def test_open_routes_are_exactly_the_documented_list(keyed_server: str) -> None:
             else:
                 assert bare.json()["detail"].startswith("missing API key"), bare.text
     assert answered_without_key == set(OPEN_ROUTES), (
-        "routes open without a key differ from service.auth.OPEN_ROUTES: "
+        "routes open without a key differ from service.middleware.auth.OPEN_ROUTES: "
         f"open but not listed {sorted(answered_without_key - OPEN_ROUTES)}, "
         f"listed but not open or absent {sorted(OPEN_ROUTES - answered_without_key)}"
     )

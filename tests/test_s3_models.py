@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.model_sources import STORE_ENTRY, S3Location, fetch_s3_models
-from service.registry import load_registry
+from service.engine.model_sources import STORE_ENTRY, S3Location, fetch_s3_models
+from service.engine.registry import load_registry
 from tests.harness.servers import service_server
 
 from .s3_support import MotoServer, moto_server

@@ -84,7 +84,7 @@ def _openapi_document() -> dict:
     """
     from service.app import create_app
     from service.config import Settings
-    from service.registry import ModelRegistry
+    from service.engine.registry import ModelRegistry
 
     return create_app(Settings(), ModelRegistry()).openapi()
 

@@ -137,7 +137,7 @@ def test_custom_key_header() -> None:
 
 
 def test_key_matching_is_exact() -> None:
-    from service.auth import _digest, key_matches
+    from service.middleware.auth import _digest, key_matches
 
     digests = tuple(_digest(k) for k in KEYS)
     assert key_matches(KEYS[1], digests)
@@ -272,7 +272,7 @@ def test_unexpected_error_is_a_json_500_with_request_id_and_no_trace(capsys: pyt
 
     from service.app import create_app
     from service.config import Settings
-    from service.registry import ModelRegistry
+    from service.engine.registry import ModelRegistry
 
     app = create_app(Settings(), ModelRegistry())
 

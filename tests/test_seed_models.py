@@ -15,8 +15,8 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
+from service.images.preprocessing import decode_min_side
 from service.manifest import Manifest
-from service.preprocessing import decode_min_side
 from tests.harness.paths import CATS_DOGS_DIR, IMAGENET_VAL
 
 from .seed_models import (

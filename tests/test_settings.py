@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from service.config import Settings
-from service.cpus import cgroup_quota_cpus, cpu_budget, lambda_vcpus, plan_threads
+from service.engine.cpus import cgroup_quota_cpus, cpu_budget, lambda_vcpus, plan_threads
 
 from .support import encode, mnist_test_digits, running_server
 

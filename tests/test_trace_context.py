@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from service.trace_context import parse_traceparent, parse_xray
+from service.observability.trace_context import parse_traceparent, parse_xray
 
 from .support import encode, mnist_test_digits, running_server
 

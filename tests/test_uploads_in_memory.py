@@ -1,4 +1,4 @@
-"""Multipart uploads are parsed in memory (``service.forms``): a phone-size photo, over
+"""Multipart uploads are parsed in memory (``service.api.forms``): a phone-size photo, over
 Starlette's 1 MB spool limit, stays in memory, and over real HTTP its answer on the single and
 batch routes equals the raw-body upload's.
 """
@@ -11,7 +11,7 @@ import httpx
 from starlette.requests import Request
 from starlette.types import Message
 
-from service.forms import read_form
+from service.api.forms import read_form
 from tests.harness.photos import phone_jpegs
 
 from .support import running_server

@@ -18,9 +18,9 @@ import tritonclient.http as triton
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
-from service.imaging import decode_image
+from service.images.decode import decode_image
+from service.images.preprocessing import preprocess
 from service.manifest import Manifest
-from service.preprocessing import preprocess
 
 from .support import BUNDLED_MODELS, SHARED_DATA, encode, mnist_test_digits, running_server
 
@@ -190,7 +190,7 @@ def test_unknown_model_is_404(client: triton.InferenceServerClient) -> None:
 def test_errors_are_error_objects_and_binary_responses_carry_the_header_length(server: str) -> None:
     response = httpx.post(f"{server}/v2/models/mnist/infer", content=b'{"inputs": "x"}')
     assert response.status_code == 400
-    assert response.json()["error"] == '"inputs" must be a non-empty list of input tensors'
+    assert response.json()["error"] == "inputs: Input should be a valid list"
     body = {
         "inputs": [
             {

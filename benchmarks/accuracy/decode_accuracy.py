@@ -33,13 +33,13 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.output import emit
-from service.cpus import visible_cpus
-from service.imaging import decode_image
-from service.inference import classify
+from service.engine.cpus import visible_cpus
+from service.engine.pipeline import Tensor, classify, image_tensor
+from service.engine.registry import LoadedModel, load_model
+from service.images.decode import decode_image
+from service.images.preprocessing import decode_min_side
+from service.images.preprocessing import image as resizing  # REDUCING_GAP: the resize every photo model uses
 from service.manifest import MANIFEST_FILENAME, ImageNetPreprocessing
-from service.preprocessing import decode_min_side
-from service.preprocessing import image as resizing  # REDUCING_GAP: the resize every photo model uses
-from service.registry import LoadedModel, load_model
 from tests.harness.paths import SHARED_DATA
 
 MAX_PIXELS = 10**9
@@ -59,7 +59,9 @@ def upscaled_jpeg(path: Path, side: int) -> bytes:
 def predict(model: LoadedModel, data: bytes, min_side: int | None, reducing_gap: float | None) -> int:
     previous, resizing.REDUCING_GAP = resizing.REDUCING_GAP, reducing_gap
     try:
-        return classify(model, decode_image(data, MAX_PIXELS, min_side=min_side), 1)[0].class_index
+        tensor = image_tensor(model, decode_image(data, MAX_PIXELS, min_side=min_side))
+        (outcome,) = classify(model, Tensor(tensor), 1, max_pixels=MAX_PIXELS).outcomes
+        return outcome.ranking[0].class_index  # type: ignore[index]
     finally:
         resizing.REDUCING_GAP = previous
 

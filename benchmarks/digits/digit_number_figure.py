@@ -1,7 +1,7 @@
 """The picture in docs/digits.md: photos of numbers with the boxes the number route finds.
 
 Numbers written with MNIST *test* digits (tests.harness.digit_scenes), read in-process the way
-``POST /models/{name}/number`` reads them (``service.number_routes.read_number_upload`` with
+``POST /models/{name}/number`` reads them (``service.engine.numbers.read_number`` with
 the bundled model), each digit's box and answer drawn over the photo.
 
 Command: ``python -m benchmarks.digits.digit_number_figure`` (writes docs/number_boxes.png).
@@ -14,8 +14,8 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw
 
-from service.number_routes import read_number_upload
-from service.registry import load_registry
+from service.engine.numbers import read_number
+from service.engine.registry import load_registry
 from tests.harness.digit_scenes import render_numbers
 from tests.harness.paths import MNIST_NPZ, PROJECT_ROOT
 
@@ -30,7 +30,7 @@ def main() -> None:
     photos = render_numbers(digits, labels, 18)[:4]
     panels = []
     for photo in photos:
-        read = read_number_upload(model, photo.jpeg, 50_000_000, 1)
+        read = read_number(model, photo.jpeg, 50_000_000, 1)
         image = Image.open(io.BytesIO(photo.jpeg)).convert("RGB")
         draw = ImageDraw.Draw(image)
         for box, ranked in read.digits:

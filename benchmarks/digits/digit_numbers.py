@@ -2,7 +2,7 @@
 *train* digits (``--split train``, the default) and for checking on the test digits the HTTP
 test uses (``--split test``: test digits 2,000-2,599, seed 2026, as tests/test_number_http.py).
 
-Reads each photo as ``POST /models/{name}/number`` does (``read_number_upload`` with the bundled
+Reads each photo as ``POST /models/{name}/number`` does (``read_number`` with the bundled
 model). Command: ``nice -n 10 python -m benchmarks.digit_numbers --split train --digits 1000``.
 """
 
@@ -13,8 +13,8 @@ import collections
 
 import numpy as np
 
-from service.number_routes import read_number_upload
-from service.registry import load_registry
+from service.engine.numbers import read_number
+from service.engine.registry import load_registry
 from tests.harness.digit_scenes import render_numbers
 from tests.harness.paths import MNIST_NPZ, PROJECT_ROOT
 
@@ -34,7 +34,7 @@ def main() -> None:
     model = load_registry(PROJECT_ROOT / "models_onnx", 1).ready["mnist"]
     hits: dict[str, list[bool]] = collections.defaultdict(list)
     for photo in render_numbers(digits, labels, seed):
-        read = read_number_upload(model, photo.jpeg, 50_000_000, 1)
+        read = read_number(model, photo.jpeg, 50_000_000, 1)
         number = "".join(ranked[0].label for _, ranked in read.digits)
         hits[photo.conditions["spacing"]].append(number == photo.number)
         if args.errors and number != photo.number:

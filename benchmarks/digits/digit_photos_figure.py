@@ -17,9 +17,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from benchmarks.digits import digit_preprocessing_baseline as baseline
-from service.imaging import decode_image
+from service.images.decode import decode_image
+from service.images.preprocessing import digits as current
 from service.manifest import MnistDigitPreprocessing
-from service.preprocessing import digits as current
 from tests.harness.digit_photos import render_photos
 from tests.harness.paths import MNIST_NPZ, PROJECT_ROOT
 

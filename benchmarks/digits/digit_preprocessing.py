@@ -11,7 +11,7 @@ with ``git show``) and for the new preprocessing with the committed model:
   interleaved, wall-clock and thread CPU time (p50 / p90 over ``--runs`` calls each) and page
   faults per call. Timed as the server runs it: on a worker thread, right after decoding the
   upload there (a new image each call), with the server's allocator settings
-  (``service.allocator``, applied when ``service.imaging`` is imported; ``service`` is imported
+  (``service.images.allocator``, applied when ``service.images.decode`` is imported; ``service`` is imported
   before numpy so OpenBLAS starts single-threaded, as in the server). The new code is also
   timed alone in a fresh process, as a server runs it (no other code's freed memory to reuse).
 
@@ -47,10 +47,10 @@ import onnxruntime as ort
 from PIL import Image
 
 from benchmarks.digits import digit_preprocessing_baseline as baseline
-from service.imaging import decode_image
+from service.images.decode import decode_image
+from service.images.preprocessing import decode_min_side
+from service.images.preprocessing import digits as current
 from service.manifest import Manifest, MnistDigitPreprocessing
-from service.preprocessing import decode_min_side
-from service.preprocessing import digits as current
 from tests.harness.digit_photos import DigitPhoto, render_photo, render_photos
 from tests.harness.digit_scenes import render_scenes
 from tests.harness.paths import MNIST_NPZ, PROJECT_ROOT
@@ -272,17 +272,17 @@ def _write_section(section: str) -> None:
 
 @functools.cache
 def _previous_digits(commit: str = PREVIOUS_COMMIT) -> types.ModuleType:
-    """``service/preprocessing/digits.py`` as of ``commit``, as a module (its relative imports
+    """``service/images/preprocessing/digits.py`` as of ``commit``, as a module (its relative imports
     resolve to today's ``service`` package: manifest, color, components, workspace)."""
     source = subprocess.run(
-        ["git", "show", f"{commit}:service/preprocessing/digits.py"],
+        ["git", "show", f"{commit}:service/images/preprocessing/digits.py"],
         cwd=PROJECT_ROOT,
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    module = types.ModuleType(f"service.preprocessing._digits_{commit}")
-    module.__package__ = "service.preprocessing"
+    module = types.ModuleType(f"service.images.preprocessing._digits_{commit}")
+    module.__package__ = "service.images.preprocessing"
     sys.modules[module.__name__] = module  # dataclasses look their module up there
     exec(compile(source, f"{commit}:digits.py", "exec"), module.__dict__)  # noqa: S102 - our own file
     return module

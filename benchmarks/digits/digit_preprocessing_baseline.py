@@ -1,5 +1,5 @@
 """BASELINE for benchmarks/digits/digit_preprocessing.py: the digit preprocessing as it was before issue 10
-(service/preprocessing/digits.py at 18e570b), kept verbatim so old and new run side by side.
+(service/images/preprocessing/digits.py at 18e570b), kept verbatim so old and new run side by side.
 
 Original docstring: MNIST-style normalisation of a photo or drawing of one handwritten digit.
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from service.images.preprocessing.color import RESAMPLING, gray_float, has_alpha, rgba_float
 from service.manifest import MnistDigitPreprocessing
-from service.preprocessing.color import RESAMPLING, gray_float, has_alpha, rgba_float
 
 # Ink fainter than this fraction of the strongest stroke is treated as paper texture / noise.
 NOISE_FLOOR = 0.1

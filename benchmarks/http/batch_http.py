@@ -33,7 +33,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from service.cpus import visible_cpus
+from service.engine.cpus import visible_cpus
 from service.manifest import MANIFEST_FILENAME, Manifest
 from tests.harness.paths import CATS_DOGS_DIR, MNIST_NPZ, PROJECT_ROOT
 from tests.harness.servers import service_server
@@ -129,10 +129,9 @@ def measure_http(
 
 def measure_chunks(model_dirs: list[Path], repeats: int = 5) -> dict[str, dict[int, float]]:
     """Images/s of ONNX Runtime alone on 32 preprocessed real images, per chunk size."""
-    from service.batching import run_chunked
     from service.config import Settings
-    from service.prediction import prepare
-    from service.registry import load_model
+    from service.engine.pipeline import predict, prepare
+    from service.engine.registry import load_model
 
     threads = Settings().thread_plan().intra_op_threads
     table: dict[str, dict[int, float]] = {}
@@ -141,10 +140,10 @@ def measure_chunks(model_dirs: list[Path], repeats: int = 5) -> dict[str, dict[i
         batch = np.concatenate(
             [prepare(model, data, 40_000_000) for _, data in images_for(model.manifest, 32)]
         )
-        run_chunked(model, batch, 32)  # warm-up
+        predict(model, batch, 32)  # warm-up
         table[model.name] = {}
         for chunk in CHUNKS:
-            best = min(_timed(run_chunked, model, batch, chunk) for _ in range(repeats))
+            best = min(_timed(predict, model, batch, chunk) for _ in range(repeats))
             table[model.name][chunk] = len(batch) / best
     return table
 

@@ -96,7 +96,7 @@ _worker_state: dict = {}
 
 
 def _limit_init(model_path: str, jpeg: bytes) -> None:
-    from service.registry import load_model
+    from service.engine.registry import load_model
 
     model = load_model(Path(model_path), intra_op_threads=1)
     _worker_state.update(model=model, jpeg=jpeg)
@@ -106,8 +106,8 @@ def _limit_init(model_path: str, jpeg: bytes) -> None:
 def _limit_work(deadline: float) -> tuple[int, float]:
     """(images prepared and run, CPU seconds used) until ``deadline`` (``time.monotonic``,
     shared by all processes)."""
-    from service.inference import run
-    from service.prediction import prepare
+    from service.engine.inference import run
+    from service.engine.pipeline import prepare
 
     model, jpeg = _worker_state["model"], _worker_state["jpeg"]
     count = 0
@@ -150,7 +150,7 @@ class Single:
 
     def __init__(self, manifest: Path, jpeg: bytes) -> None:
         from service.config import Settings
-        from service.registry import load_model
+        from service.engine.registry import load_model
 
         self.model = load_model(manifest, Settings().thread_plan().intra_op_threads)
         self.jpeg = jpeg
@@ -158,8 +158,8 @@ class Single:
 
     def p50_ms(self, runs: int = 100) -> float:
         """p50 ms of ``prepare`` + ``run`` of the photo over ``runs`` images."""
-        from service.inference import run
-        from service.prediction import prepare
+        from service.engine.inference import run
+        from service.engine.pipeline import prepare
 
         times = []
         for _ in range(runs):

@@ -42,9 +42,9 @@ def decode_ms(
     manifest_path: Path, photos: dict[str, bytes], runs: int
 ) -> tuple[dict[str, float], dict[str, float]]:
     """(p50 ms, p50 CPU ms) of the service's decode (reduced DCT scale) of each photo, interleaved."""
-    from service.imaging import decode_image
+    from service.images.decode import decode_image
+    from service.images.preprocessing import decode_min_side
     from service.manifest import Manifest
-    from service.preprocessing import decode_min_side
 
     min_side = decode_min_side(Manifest.model_validate_json(manifest_path.read_bytes()))
     times: dict[str, list[float]] = {label: [] for label in photos}

@@ -1,9 +1,9 @@
 """The general ``image`` preprocessing against the ImageNet path it replaced, side by side.
 
-"Before" is ``service/preprocessing/imagenet.py`` as of 0d3d7b4 (copied below as ``_before``):
+"Before" is ``service/images/preprocessing/imagenet.py`` as of 0d3d7b4 (copied below as ``_before``):
 resize + crop with Pillow, an 8-bit -> float32 copy, the mode's formula in two or three numpy
 expressions, an ``astype`` copy, then (NCHW models) a transposed copy in ``preprocess``. "After"
-is ``service.preprocessing.preprocess`` of an ``imagenet`` manifest (served as its ``image``
+is ``service.images.preprocessing.preprocess`` of an ``imagenet`` manifest (served as its ``image``
 case) and of the same preprocessing written as an ``image`` manifest. Calls are interleaved one
 by one on the same decoded photos (as the service decodes them), so load on a shared machine
 hits both alike. Times: wall-clock ms per image, p50 / p90, for the whole preprocessing (resize
@@ -32,11 +32,11 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.output import emit
-from service.imaging import decode_image
+from service.images.decode import decode_image
+from service.images.preprocessing import decode_min_side, preprocess
+from service.images.preprocessing.color import rgb_image
+from service.images.preprocessing.image import resize_and_crop
 from service.manifest import IMAGE_PRESETS, ImageNetPreprocessing, Manifest
-from service.preprocessing import decode_min_side, preprocess
-from service.preprocessing.color import rgb_image
-from service.preprocessing.image import resize_and_crop
 from tests.harness.paths import CATS_DOGS_DIR, IMAGENET_VAL
 
 _CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)

@@ -13,7 +13,7 @@ process only prepares the input: a real cats-vs-dogs photo through the service's
 Variants, timed interleaved round by round (p50 and min ms per call, ``--runs`` calls each; on
 a machine shared with other load the min is the less disturbed of the two):
 
-- ``ort``: ONNX Runtime with the service's session options (``service.registry.session_options``:
+- ``ort``: ONNX Runtime with the service's session options (``service.engine.registry.session_options``:
   all graph optimisations, sequential, no spinning) and the thread plan's intra-op threads;
 - ``ort_spin``: the same with intra-op spinning allowed (idle threads busy-wait: lower latency,
   CPU burnt between requests, which Lambda bills);
@@ -97,9 +97,9 @@ print(json.dumps(out))
 
 def real_input(manifest: Path) -> np.ndarray:
     """float32 (1, *sample_shape): a real cats-vs-dogs photo through the service's preprocessing."""
-    from service.imaging import decode_image
+    from service.images.decode import decode_image
+    from service.images.preprocessing import decode_min_side, preprocess
     from service.manifest import Manifest
-    from service.preprocessing import decode_min_side, preprocess
 
     spec = Manifest.model_validate_json(manifest.read_bytes())
     photo = sorted((CATS_DOGS_DIR / "cats").glob("*.jpg"))[0].read_bytes()

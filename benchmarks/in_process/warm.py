@@ -2,7 +2,7 @@
 
 Every format runs the same real preprocessed images. Per-image latency is measured call by
 call at batch 1; throughput (images/s) at batch 1 and at a larger batch. ONNX Runtime uses the
-service's own session options (``service.registry.session_options``); Keras is timed both as a
+service's own session options (``service.engine.registry.session_options``); Keras is timed both as a
 direct call (``model(x, training=False)``, its fastest eager path) and as ``model.predict``,
 which the tutorials and the baseline server use.
 """
@@ -17,8 +17,8 @@ import numpy as np
 import onnxruntime as ort
 
 from benchmarks.models import BenchModel
-from service.cpus import visible_cpus
-from service.registry import session_options
+from service.engine.cpus import visible_cpus
+from service.engine.registry import session_options
 from tests.harness.stats import percentile
 
 

@@ -5,7 +5,7 @@
 Each run is a fresh interpreter set up as a Lambda environment (function name, 1,769 MB, the
 bundled digit model, warnings-only logs) that imports ``service.lambda_handler`` (the init phase:
 imports, app, models) and sends one real API Gateway HTTP API event with a PNG. Reports p50 ms of
-both phases per checkout, and whether ``service.dynamic_batching`` was imported (it must not be
+both phases per checkout, and whether ``service.engine.dynamic_batching`` was imported (it must not be
 on Lambda). Not the packaged cold start of ``benchmarks/startup/cold_start.py`` (that needs
 ``make package``); the same source trees on the same interpreter, so only the code differs.
 """
@@ -39,7 +39,7 @@ buf = io.BytesIO(); Image.new("L", (28, 28), 0).save(buf, "PNG")
 r = lh.handler(events.http_api_v2_event("/predict", buf.getvalue(), "image/png"), events.LambdaContext())
 t2 = time.perf_counter()
 print(json.dumps({"init_ms": (t1 - t0) * 1000, "first_ms": (t2 - t1) * 1000, "status": r["statusCode"],
-                  "batcher_imported": "service.dynamic_batching" in sys.modules}))
+                  "batcher_imported": "service.engine.dynamic_batching" in sys.modules}))
 """
 
 

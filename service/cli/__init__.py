@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .local import LocalPredictor
-    from .remote import RemotePredictor
+    from service.cli.local import LocalPredictor
+    from service.cli.remote import RemotePredictor
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 DEFAULT_BATCH_SIZE = 32
@@ -89,8 +89,8 @@ def _positive(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .files import UsageError
-    from .outcome import ModelProblem
+    from service.cli.files import UsageError
+    from service.cli.outcome import ModelProblem
 
     try:
         if args.command == "predict":
@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _settings(args: argparse.Namespace):
-    from ..config import Settings
+    from service.config import Settings
 
     # The server's own reading of EDGE_* variables, with --model-dir in place of EDGE_MODEL_DIR.
     environ = dict(os.environ)
@@ -119,8 +119,8 @@ def _settings(args: argparse.Namespace):
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .files import UsageError, find_images, true_labels
-    from .output import OUTPUT_SUFFIXES, format_summary, summarize, write_file, write_table
+    from service.cli.files import UsageError, find_images, true_labels
+    from service.cli.output import OUTPUT_SUFFIXES, format_summary, summarize, write_file, write_table
 
     if args.output and args.output.suffix.lower() not in OUTPUT_SUFFIXES:
         raise UsageError(f"--output must end in {' or '.join(OUTPUT_SUFFIXES)}: {args.output}")
@@ -132,11 +132,11 @@ def _predict(args: argparse.Namespace) -> int:
 
     predictor: LocalPredictor | RemotePredictor
     if args.url:
-        from .remote import RemotePredictor
+        from service.cli.remote import RemotePredictor
 
         remote = RemotePredictor
         if args.number:
-            from .number import RemoteNumberReader as remote
+            from service.cli.number import RemoteNumberReader as remote
 
         model = args.model or os.environ.get("EDGE_DEFAULT_MODEL", "mnist")
         predictor = remote(
@@ -146,11 +146,11 @@ def _predict(args: argparse.Namespace) -> int:
         )  # fmt: skip
         mode = f"via {args.url}"
     else:
-        from .local import LocalPredictor
+        from service.cli.local import LocalPredictor
 
         local = LocalPredictor
         if args.number:
-            from .number import LocalNumberReader as local
+            from service.cli.number import LocalNumberReader as local
 
         settings = _settings(args)
         predictor = local(settings, args.model or settings.default_model, args.top_k, args.batch_size)
@@ -171,7 +171,7 @@ def _predict(args: argparse.Namespace) -> int:
     else:
         write_table(outcomes, sys.stdout)
     if args.number:
-        from .number import number_truths
+        from service.cli.number import number_truths
 
         truths = number_truths(found.images)
     else:
@@ -231,7 +231,7 @@ def _models(args: argparse.Namespace) -> int:
                 for m in body["models"]]  # fmt: skip
         default, unavailable = body["default_model"], []
     else:
-        from ..registry import load_registry
+        from service.engine.registry import load_registry
 
         settings = _settings(args)
         registry = load_registry(settings.model_dir, settings.thread_plan().intra_op_threads)

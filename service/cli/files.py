@@ -13,7 +13,7 @@ import glob
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Extensions of the formats the service decodes (service.imaging.ALLOWED_FORMATS).
+# Extensions of the formats the service decodes (service.images.decode.ALLOWED_FORMATS).
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
 )

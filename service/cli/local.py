@@ -1,4 +1,4 @@
-"""In-process prediction: the server's registry, decoding, preprocessing and batching, no HTTP.
+"""In-process prediction: the server's registry and engine (``service.engine``), no HTTP.
 
 Imported only when ``edge-infer`` runs without ``--url`` (it loads ONNX Runtime).
 """
@@ -9,22 +9,22 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..batching import classify_files
-from ..config import Settings
-from ..inference import top_k
-from ..prediction import respond
-from ..registry import LoadedModel, load_registry
-from .files import UsageError
-from .outcome import ModelProblem, Outcome, error_text
+from service.api.schemas import Prediction
+from service.cli.files import UsageError
+from service.cli.outcome import ModelProblem, Outcome, error_text
+from service.config import Settings
+from service.engine.pipeline import EncodedImages, classify
+from service.engine.registry import load_registry
+from service.errors import ModelNotFound, ModelUnavailable
 
 
 class LocalPredictor:
     """Classify image files with a model loaded from ``settings.model_dir``, as the server does.
 
-    Each batch of files goes through the batch route's own steps: ``service.batching.
-    classify_files`` (decode, limits and preprocessing per file, a bad file keeping its error;
-    the good ones through ONNX Runtime in chunks of ``settings.batch_chunk``), then the same
-    ranking and prediction object as the HTTP answer (``service.prediction.respond``). Batches
+    Each batch of files goes through the engine's chain as the batch route does
+    (``service.engine.pipeline.classify``: decode, limits and preprocessing per file, a bad file
+    keeping its error; the good ones through ONNX Runtime in chunks of ``settings.batch_chunk``),
+    then the same prediction object as the HTTP answer (``service.api.schemas.Prediction``). Batches
     run on the thread plan's inference workers, as concurrent requests would on the server.
 
     Raises (constructor):
@@ -35,13 +35,12 @@ class LocalPredictor:
     def __init__(self, settings: Settings, model_name: str, k: int, batch_size: int) -> None:
         threads = settings.thread_plan(batching=False)  # its workers run ONNX Runtime themselves
         registry = load_registry(settings.model_dir, threads.intra_op_threads)
-        found = registry.get(model_name)
-        if found is None:
-            known = ", ".join(sorted(registry.ready)) or "none"
-            raise UsageError(f"no model named {model_name!r} in {settings.model_dir} (models: {known})")
-        if not isinstance(found, LoadedModel):
-            raise ModelProblem(f"model {model_name!r} is not available: {found.reason}")
-        self.model = found
+        try:
+            self.model = registry.require(model_name)
+        except ModelNotFound as exc:
+            raise UsageError(f"{exc.detail} (in {settings.model_dir})") from None
+        except ModelUnavailable as exc:
+            raise ModelProblem(str(exc.detail)) from None
         self.k = k
         self.batch_size = batch_size
         self.max_pixels = settings.max_image_pixels
@@ -75,14 +74,15 @@ class LocalPredictor:
             except OSError as exc:
                 outcomes[path] = Outcome(path, self.name, error=error_text(0, f"cannot read file: {exc}"))
         files = list(contents)
-        results = classify_files(self.model, [contents[p] for p in files], self.max_pixels, self.chunk)
-        for path, result in zip(files, results, strict=True):
+        inputs = EncodedImages([contents[p] for p in files])
+        classified = classify(self.model, inputs, self.k, max_pixels=self.max_pixels, chunk=self.chunk)
+        for path, result in zip(files, classified.outcomes, strict=True):
             if result.error is not None:
                 outcomes[path] = Outcome(
                     path, self.name, error=error_text(result.error.status_code, result.error.detail)
                 )
             else:
-                assert result.probabilities is not None
-                ranked = top_k(result.probabilities, self.model.manifest.labels, self.k)
-                outcomes[path] = Outcome(path, self.name, prediction=respond(self.model, ranked).model_dump())
+                assert result.ranking is not None
+                prediction = Prediction.of(self.model, result.ranking).model_dump()
+                outcomes[path] = Outcome(path, self.name, prediction=prediction)
         return [outcomes[path] for path in paths]

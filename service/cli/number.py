@@ -1,7 +1,7 @@
 """``edge-infer predict --number``: read a number from each photo, in-process or over HTTP.
 
-Each file goes through the number route's own steps (``service.number_routes``: decode at
-full size, cut into digits, one ONNX Runtime batch per photo), locally, or as one
+Each file goes through the number route's own engine chain (``service.engine.numbers``: decode
+at full size, cut into digits, one ONNX Runtime batch per photo), locally, or as one
 ``POST /models/{name}/number`` per file with ``--url``. The record of each file is that
 route's answer (``number``, ``confidence``, ``digits`` with boxes); the table shows the number.
 """
@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import ServiceError
-from ..number_routes import not_a_digit_model, number_answer, read_number_upload
-from .files import UsageError
-from .local import LocalPredictor
-from .outcome import Outcome, error_text
-from .remote import RemotePredictor
+from service.api.schemas import NumberReading
+from service.cli.files import UsageError
+from service.cli.local import LocalPredictor
+from service.cli.outcome import Outcome, error_text
+from service.cli.remote import RemotePredictor
+from service.engine.numbers import not_a_digit_model, read_number
+from service.errors import ServiceError
 
 
 def number_truths(images: Sequence[Path]) -> dict[Path, str]:
@@ -46,10 +47,10 @@ class LocalNumberReader(LocalPredictor):
         except OSError as exc:
             return Outcome(path, self.name, error=error_text(0, f"cannot read file: {exc}"))
         try:
-            read = read_number_upload(self.model, data, self.max_pixels, self.k)
+            read = read_number(self.model, data, self.max_pixels, self.k)
         except ServiceError as exc:
             return Outcome(path, self.name, error=error_text(exc.status_code, exc.detail))
-        return Outcome(path, self.name, prediction=number_answer(self.model, read).model_dump())
+        return Outcome(path, self.name, prediction=NumberReading.of(self.model, read.digits).model_dump())
 
 
 class RemoteNumberReader(RemotePredictor):

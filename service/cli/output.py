@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from .outcome import Outcome
+from service.cli.outcome import Outcome
 
 CSV_COLUMNS = ("path", "model", "prediction", "class_index", "confidence", "error")
 OUTPUT_SUFFIXES = (".csv", ".jsonl")

@@ -23,8 +23,8 @@ from urllib.parse import quote
 
 import httpx
 
-from .files import UsageError
-from .outcome import ModelProblem, Outcome, error_text
+from service.cli.files import UsageError
+from service.cli.outcome import ModelProblem, Outcome, error_text
 
 MAX_RETRY_AFTER_S = 60.0
 BATCH_FALLBACK_STATUSES = frozenset({413, 422})
