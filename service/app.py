@@ -102,7 +102,11 @@ def create_app(
     app.state.registry = registry
     app.state.metrics = metrics
     app.state.admission = Admission(
-        settings.max_pending_predictions, threads.workers, _batchers(settings, threads, metrics)
+        settings.max_pending_predictions,
+        threads.workers,
+        _batchers(settings, threads, metrics),
+        max_pixels=settings.max_image_pixels,
+        chunk=settings.batch_chunk,
     )
     _register_error_handlers(app)
     deferred = _include_routes(app, settings, metrics_enabled=metrics is not None, defer=defer_protocols)

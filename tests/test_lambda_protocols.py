@@ -79,4 +79,4 @@ def test_v2_error_through_api_gateway_is_an_error_object(lambda_handler, kind: s
     event = EVENTS[kind]("/v2/models/mnist/infer", b'{"inputs": []}', "application/json")
     response = lambda_handler(event, LambdaContext())
     assert response["statusCode"] == 400
-    assert json.loads(_body(response))["error"] == '"inputs" must be a non-empty list of input tensors'
+    assert json.loads(_body(response))["error"].startswith("inputs: List should have at least 1 item")

@@ -101,7 +101,7 @@ def test_admission_refuses_beyond_capacity_and_releases_on_error() -> None:
                 raise RuntimeError("the route failed")
 
     async def scenario() -> float:
-        admission = Admission(max_pending=1, workers=1)
+        admission = Admission(max_pending=1, workers=1, max_pixels=10**6)
         async with admission.admit(), anyio.create_task_group() as group:
             group.start_soon(second_request, admission)
         async with anyio.create_task_group() as group:

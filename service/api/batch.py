@@ -116,13 +116,7 @@ async def predict_batch(
     model = served_model(request, registry, name)
     async with admission.admit():
         names, files = await _read_files(request, settings.max_batch_images)
-        classified = await admission.classify(
-            model,
-            EncodedImages(files),
-            top_k,
-            max_pixels=settings.max_image_pixels,
-            chunk=settings.batch_chunk,
-        )
+        classified = await admission.classify(model, EncodedImages(files), top_k)
     record_work(request, classified)
     items: list[BatchItemPrediction | BatchItemError] = []
     for filename, outcome in zip(names, classified.outcomes, strict=True):

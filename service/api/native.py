@@ -110,9 +110,7 @@ async def predict(
     async with admission.admit():
         data, body_k = await read_image(request, settings)
         k = top_k if body_k is None else check_top_k(body_k, settings.max_top_k, ("body", "top_k"))
-        classified = await admission.classify(
-            model, EncodedImages([data]), k, max_pixels=settings.max_image_pixels, chunk=settings.batch_chunk
-        )
+        classified = await admission.classify(model, EncodedImages([data]), k)
     (outcome,) = classified.outcomes
     if outcome.error is not None:
         raise outcome.error

@@ -35,6 +35,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 UNAUTHORIZED = {"model": ErrorResponse, "description": "Missing or invalid API key."}
 
+
+def error_docs(model: type, descriptions: dict[int, str], *statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for ``statuses``: each with the error body ``model`` and its description."""
+    return {s: {"model": model, "description": descriptions[s]} for s in statuses}
+
+
 TOP_K_HELP = "How many classes to return, most probable first."
 ModelName = Annotated[str, Path(max_length=64, description="A model name from `GET /models`.")]
 

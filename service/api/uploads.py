@@ -12,9 +12,9 @@ from pydantic import ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
+from service.api.encoding import decode_base64, load_json
 from service.api.forms import in_memory_form
 from service.api.openapi import schema_ref
-from service.api.protocols.encoding import decode_base64, load_json
 from service.api.schemas import WireModel
 from service.config import Settings
 from service.errors import BadRequest, InvalidForm, InvalidParameters

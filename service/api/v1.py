@@ -15,7 +15,7 @@ from pydantic import Field
 
 from service.api.dependencies import AdmissionDep, RegistryDep, SettingsDep
 from service.api.openapi import schema_ref
-from service.api.parameters import ModelName, TopK, check_top_k, record_work, served_model
+from service.api.parameters import ModelName, TopK, check_top_k, error_docs, record_work, served_model
 from service.api.protocols.tfserving import V1PredictRequest, parse_instances
 from service.api.schemas import ClassProbability, WireModel
 from service.engine.pipeline import EncodedImages
@@ -47,16 +47,18 @@ class V1PredictResponse(WireModel):
     predictions: list[V1Prediction]
 
 
+ERROR_DESCRIPTIONS = {
+    400: "Malformed request or image.",
+    404: "Unknown model.",
+    413: "Too many instances, body over the byte limit or image over the pixel limit.",
+    415: "An instance is not an image, or an unsupported format.",
+    422: "Invalid parameter.",
+    503: "Model not loaded, or the server is busy (Retry-After).",
+}
+
+
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    descriptions = {
-        400: "Malformed request or image.",
-        404: "Unknown model.",
-        413: "Too many instances, body over the byte limit or image over the pixel limit.",
-        415: "An instance is not an image, or an unsupported format.",
-        422: "Invalid parameter.",
-        503: "Model not loaded, or the server is busy (Retry-After).",
-    }
-    return {s: {"model": ErrorObject, "description": descriptions[s]} for s in statuses}
+    return error_docs(ErrorObject, ERROR_DESCRIPTIONS, *statuses)
 
 
 PREDICT_BODY: dict[str, Any] = {
@@ -106,9 +108,7 @@ async def v1_predict(
             if body_k is None
             else check_top_k(body_k, settings.max_top_k, ("body", "parameters", "top_k"))
         )
-        classified = await admission.classify(
-            model, EncodedImages(files), k, max_pixels=settings.max_image_pixels, chunk=settings.batch_chunk
-        )
+        classified = await admission.classify(model, EncodedImages(files), k)
     failed = classified.first_error()
     if failed is not None:
         index, error = failed

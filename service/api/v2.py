@@ -18,7 +18,7 @@ from pydantic import Field
 
 from service.api.dependencies import AdmissionDep, RegistryDep, SettingsDep
 from service.api.openapi import schema_ref
-from service.api.parameters import ModelName, record_work, served_model
+from service.api.parameters import ModelName, error_docs, record_work, served_model
 from service.api.protocols import oip
 from service.api.schemas import WireModel
 from service.api.v1 import ErrorObject
@@ -71,16 +71,18 @@ class ModelReady(WireModel):
     ready: bool
 
 
+ERROR_DESCRIPTIONS = {
+    400: "Malformed inference request or image.",
+    404: "Unknown model or version.",
+    413: "Too many images, body over the byte limit, or image over the pixel limit.",
+    415: "An image is not an image, or an unsupported format.",
+    422: "Invalid path parameter.",
+    503: "Model not loaded, or the server is busy (Retry-After).",
+}
+
+
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    descriptions = {
-        400: "Malformed inference request or image.",
-        404: "Unknown model or version.",
-        413: "Too many images, body over the byte limit, or image over the pixel limit.",
-        415: "An image is not an image, or an unsupported format.",
-        422: "Invalid path parameter.",
-        503: "Model not loaded, or the server is busy (Retry-After).",
-    }
-    return {s: {"model": ErrorObject, "description": descriptions[s]} for s in statuses}
+    return error_docs(ErrorObject, ERROR_DESCRIPTIONS, *statuses)
 
 
 INFER_BODY: dict[str, Any] = {
@@ -254,9 +256,7 @@ async def _infer(request: Request, model: LoadedModel, settings: Settings, admis
         )
         batch = parsed.batch
         inputs = EncodedImages(batch.files) if batch.files is not None else Tensor(batch.tensor)  # type: ignore[arg-type]
-        classified = await admission.classify(
-            model, inputs, None, max_pixels=settings.max_image_pixels, chunk=settings.batch_chunk
-        )
+        classified = await admission.classify(model, inputs, None)
     failed = classified.first_error()
     if failed is not None:
         index, error = failed

@@ -5,7 +5,7 @@ One ``Admission`` object per app (``create_app`` builds it from the settings and
 plan, ``service.engine.cpus``); the protocol adapters call
 
     async with admission.admit():                  # 503 at once when full
-        classified = await admission.classify(model, inputs, k, max_pixels=..., chunk=...)
+        classified = await admission.classify(model, inputs, k)
 
 and ``classify`` runs ``service.engine.pipeline.classify`` in a worker thread, or, with dynamic
 batching, prepares the inputs in worker threads and queues their tensors for the model's next
@@ -46,13 +46,24 @@ class Admission:
         workers: worker threads at once (decode, preprocess and, without dynamic batching,
             ONNX Runtime), the worker plan's ``workers``.
         batchers: the per-model dynamic batchers, None when batching is off (Lambda).
+        max_pixels: the largest image decoded (``settings.max_image_pixels``); larger is a 413.
+        chunk: images per ONNX Runtime call without batching (``settings.batch_chunk``).
         burst: in-flight requests that make a burst; when one drains, free heap pages are
             returned to the OS (``allocator.BurstRelease``).
     """
 
     def __init__(
-        self, max_pending: int, workers: int, batchers: Batchers | None = None, burst: int = BURST_IN_FLIGHT
+        self,
+        max_pending: int,
+        workers: int,
+        batchers: Batchers | None = None,
+        *,
+        max_pixels: int,
+        chunk: int | None = None,
+        burst: int = BURST_IN_FLIGHT,
     ) -> None:
+        self.max_pixels = max_pixels
+        self.chunk = chunk
         self.pending = anyio.CapacityLimiter(max_pending)
         self.workers = anyio.CapacityLimiter(workers)
         self.batchers = batchers
@@ -91,16 +102,13 @@ class Admission:
         """``model``'s dynamic batcher, or None when batching is off."""
         return None if self.batchers is None else self.batchers.for_model(model)
 
-    async def classify(
-        self, model: LoadedModel, inputs: Inputs, k: int | None, *, max_pixels: int, chunk: int | None
-    ) -> Classified:
+    async def classify(self, model: LoadedModel, inputs: Inputs, k: int | None) -> Classified:
         """``service.engine.pipeline.classify`` for one request, off the event loop: in one
         worker thread, or through the model's dynamic batcher when batching is on."""
         batcher = self.batcher(model)
         if batcher is None:
-            return await anyio.to_thread.run_sync(
-                partial(classify, model, inputs, k, max_pixels=max_pixels, chunk=chunk), limiter=self.workers
-            )
+            chain = partial(classify, model, inputs, k, max_pixels=self.max_pixels, chunk=self.chunk)
+            return await anyio.to_thread.run_sync(chain, limiter=self.workers)
         from service.engine.dynamic_batching import classify_batched
 
-        return await classify_batched(batcher, self.workers, inputs, k, max_pixels)
+        return await classify_batched(batcher, self.workers, inputs, k, self.max_pixels)

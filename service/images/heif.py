@@ -72,11 +72,6 @@ def formats_for(data: bytes, allowed: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(f for f in allowed if f not in (HEIF, AVIF) or f in Image.OPEN)
 
 
-def heif_loaded() -> bool:
-    """True once pi-heif has been imported and registered (by the first HEIC)."""
-    return _heif_registered
-
-
 def _register_heif() -> None:
     global _heif_registered
     if _heif_registered:

@@ -32,7 +32,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from service.api.protocols.encoding import decode_base64, load_json
+from service.api.encoding import decode_base64, load_json
 from service.engine.inference import top_k
 from service.errors import BadRequest, PayloadTooLarge
 from service.manifest import Manifest

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from service.api.protocols.encoding import decode_base64, load_json
+from service.api.encoding import decode_base64, load_json
 from service.api.protocols.oip import ProtocolError, protocol_error
 from service.errors import PayloadTooLarge
 
