@@ -173,7 +173,7 @@ def _include_routes(
         if defer and not dependencies and not responses:
             # Nothing to add to the router's own routes: take them as they are. include_router
             # would build each route a second time, with the inclusion's context, on the first
-            # request reaching it (benchmarks/lambda_cold.py times the first requests). The routes
+            # request reaching it (benchmarks/startup/lambda_cold.py times the first requests). The routes
             # then ignore app.dependency_overrides, which the service does not use.
             app.router.routes.extend(router.routes)
         else:

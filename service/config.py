@@ -78,7 +78,7 @@ class Settings(BaseModel):
         ge=1,
         description=(
             "Images per ONNX Runtime call when a request carries several: a batch runs in chunks "
-            "of this size (benchmarks/batch_http.py --chunks measures the fastest)."
+            "of this size (benchmarks/http/batch_http.py --chunks measures the fastest)."
         ),
     )
 

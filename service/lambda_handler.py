@@ -19,7 +19,7 @@ import gc
 
 # Everything allocated from here to the end of init (modules, classes, routes, the models) lives
 # as long as the execution environment: the cyclic collector would only re-scan it, over a
-# hundred times in a cold start (benchmarks/cold_start.py times the init phase). It is off until the
+# hundred times in a cold start (benchmarks/startup/cold_start.py times the init phase). It is off until the
 # app is built, then the survivors are frozen (gc.freeze: moved to a generation it never scans)
 # and it runs as usual for the requests' own garbage.
 gc.disable()

@@ -177,7 +177,7 @@ class DynamicBatcher:
         """Around a request that prepares *and* runs in one worker call because the model was
         idle: it counts as a running batch of one (requests arriving meanwhile queue behind it),
         and saves the second thread hop, a GIL hand-over that a lone request would pay for no
-        batching gain (``benchmarks/throughput.py`` measures single-client latency). The block
+        batching gain (``benchmarks/http/throughput.py`` measures single-client latency). The block
         sets ``ran`` when the image reached ONNX Runtime (a refused one is not a batch)."""
         self._running += 1
         alone = _Alone()

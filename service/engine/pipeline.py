@@ -195,7 +195,7 @@ def predict(model: LoadedModel, batch: np.ndarray, chunk: int | None = None) -> 
     """Class probabilities float64 (N, classes) for float32 ``batch`` (N, *sample_shape).
 
     One ONNX Runtime call per ``chunk`` images (all at once when None); ``settings.batch_chunk``
-    is chosen by ``benchmarks/batch_http.py --chunks``.
+    is chosen by ``benchmarks/http/batch_http.py --chunks``.
     """
     if len(batch) == 0:
         return np.zeros((0, len(model.manifest.labels)))

@@ -12,7 +12,7 @@ Two glibc defaults keep a server's RSS near its burst peak long after the burst
 ``limit_fragmentation`` sets ``M_ARENA_MAX`` to 2 and fixes ``M_MMAP_THRESHOLD`` at 64 KiB
 (which also turns off the dynamic adjustment), the same as the environment variables
 ``MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=65536``. Measured with
-``benchmarks/memory_bursts.py`` (docs/images.md, "Memory under bursts of photos"; three models,
+``benchmarks/memory/memory_bursts.py`` (docs/images.md, "Memory under bursts of photos"; three models,
 three bursts of 32 concurrent 12 MP uploads): without, RSS after each burst was 251, 377 and
 503 MB above its start (growing); with, 28-29 MB above it, within 3 MB of where one request per
 model had left it.
@@ -27,7 +27,7 @@ image (Pillow's block allocator, https://pillow.readthedocs.io/en/stable/referen
 makes them (``service.images.preprocessing.workspace``).
 
 Blocks that small come from glibc's heap, and a burst of concurrent uploads leaves the heap
-fragmented (RSS after the bursts stays higher; ``benchmarks/memory_bursts.py`` measures it,
+fragmented (RSS after the bursts stays higher; ``benchmarks/memory/memory_bursts.py`` measures it,
 docs/hardening.md has the figures). ``BurstRelease`` returns the free pages (``malloc_trim(0)``)
 once a burst has drained; steady one-at-a-time traffic never triggers it, so the pages it
 reuses stay mapped.
@@ -47,7 +47,7 @@ ARENA_MAX = 2
 MMAP_THRESHOLD_BYTES = 64 * 1024
 # Pillow's image memory: blocks of this size, this many kept after use (1 MiB at most): the
 # fewest with which a 12 MP digit photo takes no page faults per call
-# (``benchmarks/digit_preprocessing.py --alone`` compares the counts). Each kept block stays in
+# (``benchmarks/digits/digit_preprocessing.py --alone`` compares the counts). Each kept block stays in
 # RSS after a burst.
 PILLOW_BLOCK_BYTES = 64 * 1024
 PILLOW_BLOCKS_KEPT = 16

@@ -83,7 +83,7 @@ def decode_image(data: bytes, max_pixels: int, min_side: int | None = None) -> I
                 _draft(image, min_side)
             image.load()
             # In place: without an orientation tag, the default returns a copy of the frame,
-            # whose fresh buffer costs page faults (benchmarks/http_sizes.py times large uploads).
+            # whose fresh buffer costs page faults (benchmarks/http/http_sizes.py times large uploads).
             ImageOps.exif_transpose(image, in_place=True)
         except Image.DecompressionBombError:
             raise PayloadTooLarge(f"image has too many pixels (limit {max_pixels})") from None

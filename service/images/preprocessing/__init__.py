@@ -37,7 +37,7 @@ __all__ = [
 # averages >= 1.5 source pixels per output pixel on the shorter side. At 1.5 a 4:3 12 MP JPEG
 # for a 224x224 model decodes at 1/8 scale (504x378, each pixel an 8x8 block's DC mean) instead
 # of 1/4 (1008x756); top-1 on 4032-px copies of ImageNet val and the cats-vs-dogs validation
-# split is that of decoding at full size (benchmarks/decode_accuracy.py measures both the time
+# split is that of decoding at full size (benchmarks/accuracy/decode_accuracy.py measures both the time
 # and the accuracy; docs/images.md "Decoding only what the model needs").
 DECODE_MARGIN = 1.5
 

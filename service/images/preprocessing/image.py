@@ -16,7 +16,7 @@ first, no transposed copy after):
 BGR models get their channels reordered by Pillow (``Image.merge``) before the map. Against
 the per-mode Keras formulas (``x / 127.5 - 1`` ...) values differ by float32 rounding only (at
 most a few ulps): tests check both against Keras's ``preprocess_input`` on real photos;
-``benchmarks/image_preprocessing.py`` times it against the ImageNet path it replaces.
+``benchmarks/in_process/image_preprocessing.py`` times it against the ImageNet path it replaces.
 """
 
 from __future__ import annotations
