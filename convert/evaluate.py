@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from service.engine.inference import class_probabilities
+
 
 def onnx_session(path: Path, threads: int = 0) -> ort.InferenceSession:
     """A CPU session with all graph optimisations, like the service's (0 threads = ORT default)."""
@@ -32,10 +34,12 @@ def keras_predict(model: Any, images: np.ndarray, batch_size: int = 256) -> np.n
 
 
 def to_class_scores(outputs: np.ndarray) -> np.ndarray:
-    """(N, classes) scores; a (N, 1) sigmoid output becomes (N, 2) = (1 - p, p)."""
-    if outputs.ndim == 2 and outputs.shape[1] == 1:
-        return np.concatenate([1.0 - outputs, outputs], axis=1)
-    return outputs
+    """(N, classes) class probabilities for ranking, by the service's own routine
+    (``service.engine.inference.class_probabilities``): a (N, 1) output is a sigmoid, (1 - p, p);
+    anything else goes through softmax, which keeps the order of logits and of probabilities
+    alike (the checks here compare rankings, not values)."""
+    sigmoid = outputs.ndim == 2 and outputs.shape[1] == 1
+    return class_probabilities(outputs, "sigmoid" if sigmoid else "logits")
 
 
 def top1_accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:

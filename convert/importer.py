@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from service.engine.inference import class_probabilities
 from service.manifest import (
     IMAGE_PRESETS,
     ImagePreprocessing,
@@ -429,10 +430,9 @@ class ImportRecipe(Recipe):
 
     def review(self, out: Path, outputs: dict[str, np.ndarray], labels: np.ndarray | None) -> dict[str, Any]:
         from .contact_sheet import Tile, write_contact_sheet
-        from .evaluate import to_class_scores
 
         assert self.labels is not None
-        scores = {key: to_class_scores(value) for key, value in outputs.items()}
+        scores = {key: class_probabilities(value, self.kind) for key, value in outputs.items()}
         fp32, int8 = scores["onnx_fp32"], scores["onnx_int8"]
         fp32_top, int8_top = fp32.argmax(axis=1), int8.argmax(axis=1)
         disagree = np.flatnonzero(fp32_top != int8_top)

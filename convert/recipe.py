@@ -17,12 +17,17 @@ from typing import Any, Literal
 
 import numpy as np
 
-from service.manifest import ImageNetPreprocessing, ImagePreprocessing, MnistDigitPreprocessing, TensorSpec
+from service.manifest import (
+    ImageNetPreprocessing,
+    ImagePreprocessing,
+    MnistDigitPreprocessing,
+    OutputKind,
+    TensorSpec,
+)
 
 from .quantize import QuantizationConfig
 
 Preprocessing = MnistDigitPreprocessing | ImageNetPreprocessing | ImagePreprocessing
-OutputKind = Literal["softmax", "logits", "sigmoid"]
 Weights = Literal["trained", "pretrained", "random"]
 
 # Metric groups a recipe can ask for (see ``convert.evaluate.validate``):

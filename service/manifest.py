@@ -19,6 +19,9 @@ SCHEMA_VERSION: Literal[1] = 1
 Resample = Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"]
 
 
+OutputKind = Literal["softmax", "logits", "sigmoid"]
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -55,7 +58,7 @@ class OutputSpec(_Frozen):
     """
 
     name: str
-    kind: Literal["softmax", "logits", "sigmoid"]
+    kind: OutputKind
 
 
 class MnistDigitPreprocessing(_Frozen):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.engine.registry import LoadedModel
-from service.manifest import Manifest
+from service.manifest import Manifest, OutputKind
 
 
 @dataclass(frozen=True)
@@ -24,13 +24,20 @@ class Ranked:
 
 
 def probabilities(output: np.ndarray, manifest: Manifest) -> np.ndarray:
-    """Class probabilities, float64 (batch, classes), from the raw model output (batch, ...).
+    """Class probabilities, float64 (batch, classes), from the model's raw output (batch, ...)
+    as its manifest's ``output.kind`` says (``class_probabilities``)."""
+    return class_probabilities(output, manifest.output.kind)
 
-    ``softmax`` outputs are used as they are, ``logits`` go through a numerically stable
-    softmax, and a (batch, 1) ``sigmoid`` output p becomes the two columns (1 - p, p).
+
+def class_probabilities(output: np.ndarray, kind: OutputKind) -> np.ndarray:
+    """Class probabilities, float64 (batch, classes), from a raw model output (batch, ...): the
+    one output-to-class routine of the service, the conversion checks and the benchmarks.
+
+    ``softmax`` outputs are used as they are (clipped to [0, 1]), ``logits`` go through a
+    numerically stable softmax, and a (batch, 1) ``sigmoid`` output p becomes the two columns
+    (1 - p, p).
     """
     scores = np.asarray(output, dtype=np.float64).reshape(output.shape[0], -1)
-    kind = manifest.output.kind
     if kind == "logits":
         shifted = scores - scores.max(axis=1, keepdims=True)
         exp = np.exp(shifted)
