@@ -18,6 +18,7 @@ from tritonclient.http._utils import _get_inference_request
 
 from service.api.protocols import oip, tfserving
 from service.api.protocols.oip import ProtocolError
+from service.engine.pipeline import EncodedImages
 from service.errors import PayloadTooLarge
 from service.manifest import Manifest
 
@@ -66,8 +67,8 @@ def test_image_bytes_from_tritonclient(binary: bool, shape_2d: bool) -> None:
     body, header = triton_body([image_input(PNGS, binary, shape_2d)], request_id="req-7")
     request = oip.parse_request(body, header, MANIFEST, max_images=32)
     assert request.id == "req-7"
-    assert request.batch.files == PNGS
-    assert len(request.batch) == 8
+    assert request.inputs.files == PNGS
+    assert len(request.inputs) == 8
 
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
@@ -77,7 +78,7 @@ def test_fp32_tensor_from_tritonclient(binary: bool) -> None:
     entry.set_data_from_numpy(tensor, binary_data=binary)
     body, header = triton_body([entry])
     request = oip.parse_request(body, header, MANIFEST, max_images=32)
-    np.testing.assert_array_equal(request.batch.tensor, tensor)
+    np.testing.assert_array_equal(request.inputs.array, tensor)
 
 
 def test_requested_outputs_classification_and_binary() -> None:
@@ -97,10 +98,10 @@ def test_requested_outputs_classification_and_binary() -> None:
 def test_response_is_read_back_by_tritonclient(binary: bool) -> None:
     probabilities = np.array([[0.1, 0.7, 0.2], [0.5, 0.25, 0.25]])
     labels = ["a", "b", "c"]
-    batch = oip.ImageBatch(files=[b"", b""])
+    inputs = EncodedImages([b"", b""])
 
     def read(outputs: list[oip.RequestedOutput]) -> triton.InferResult:
-        request = oip.InferenceRequest(id="x", batch=batch, outputs=outputs)
+        request = oip.InferenceRequest(id="x", inputs=inputs, outputs=outputs)
         encoded = oip.encode_response("m", "1", request, probabilities, labels)
         length = encoded.headers.get(oip.HEADER_LENGTH)
         assert (length is not None) == binary
@@ -121,7 +122,7 @@ def test_response_is_read_back_by_tritonclient(binary: bool) -> None:
 
 def test_json_response_shapes_and_values() -> None:
     probabilities = np.array([[0.25, 0.75]])
-    request = oip.InferenceRequest(id=None, batch=oip.ImageBatch(files=[b""]))
+    request = oip.InferenceRequest(id=None, inputs=EncodedImages([b""]))
     encoded = oip.encode_response("m", "1", request, probabilities, ["cat", "dog"])
     assert encoded.media_type == "application/json" and not encoded.headers
     document = json.loads(encoded.body)

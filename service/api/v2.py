@@ -24,7 +24,6 @@ from service.api.schemas import WireModel
 from service.api.v1 import ErrorObject
 from service.config import Settings
 from service.engine.admission import Admission
-from service.engine.pipeline import EncodedImages, Tensor
 from service.engine.registry import LoadedModel, ModelRegistry
 from service.errors import HTTPError, ModelNotFound
 
@@ -254,9 +253,7 @@ async def _infer(request: Request, model: LoadedModel, settings: Settings, admis
             model.manifest,
             settings.max_batch_images,
         )
-        batch = parsed.batch
-        inputs = EncodedImages(batch.files) if batch.files is not None else Tensor(batch.tensor)  # type: ignore[arg-type]
-        classified = await admission.classify(model, inputs, None)
+        classified = await admission.classify(model, parsed.inputs, None)
     failed = classified.first_error()
     if failed is not None:
         index, error = failed

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.api.encoding import decode_base64, load_json
 from service.engine.inference import top_k
+from service.engine.pipeline import EncodedImages, Tensor
 from service.errors import BadRequest, PayloadTooLarge
 from service.manifest import Manifest
 
@@ -60,20 +61,12 @@ class RequestedOutput:
 
 
 @dataclass(frozen=True)
-class ImageBatch:
-    """What the request asks to classify: encoded files or a preprocessed tensor (one is set)."""
-
-    files: list[bytes] | None = None
-    tensor: np.ndarray | None = None  # float32, the model's input shape with N first
-
-    def __len__(self) -> int:
-        return len(self.files) if self.files is not None else int(self.tensor.shape[0])  # type: ignore[union-attr]
-
-
-@dataclass(frozen=True)
 class InferenceRequest:
+    """A parsed request: what to classify (the engine's inputs: encoded image files, or the
+    model's preprocessed float32 tensor with N first) and how to answer."""
+
     id: str | None
-    batch: ImageBatch
+    inputs: EncodedImages | Tensor
     outputs: list[RequestedOutput] = field(default_factory=list)  # empty: every output, defaults
     binary_data_output: bool = False
 
@@ -225,7 +218,7 @@ def parse_request(
             f"send exactly one input, {IMAGE_INPUT!r} (encoded images) or {manifest.input.name!r} "
             f"(preprocessed FP32 tensor); got {names}"
         )
-    batch, used = _parse_input(request.inputs[0], binary, manifest, max_images)
+    inputs, used = _parse_input(request.inputs[0], binary, manifest, max_images)
     if used != len(binary):
         raise ProtocolError(
             f"{len(binary) - used} bytes of binary data after the JSON header are not claimed by any "
@@ -237,7 +230,7 @@ def parse_request(
             raise ProtocolError(f"unknown output {output.name!r}; this model has {PROBABILITIES!r}")
     return InferenceRequest(
         id=request.id,
-        batch=batch,
+        inputs=inputs,
         outputs=[
             RequestedOutput(o.name, o.parameters.classification, o.parameters.binary_data)
             if o.parameters is not None
@@ -262,7 +255,7 @@ def _split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
 
 def _parse_input(
     tensor: RequestInput, binary: bytes, manifest: Manifest, max_images: int
-) -> tuple[ImageBatch, int]:
+) -> tuple[EncodedImages | Tensor, int]:
     """(the batch, bytes of ``binary`` it used)."""
     name, datatype, shape = tensor.name, tensor.datatype, tensor.shape
     binary_size = tensor.parameters.binary_data_size if tensor.parameters is not None else None
@@ -283,13 +276,13 @@ def _parse_input(
         files = _bytes_elements(raw, name) if raw is not None else _base64_elements(tensor.data, name)
         if len(files) != count:
             raise ProtocolError(f"input {name!r}: shape {shape} says {count} images, data has {len(files)}")
-        return ImageBatch(files=files), binary_size or 0
+        return EncodedImages(files), binary_size or 0
     if name == manifest.input.name:
         if datatype != "FP32":
             raise ProtocolError(f"input {name!r} must have datatype FP32, got {datatype!r}")
         _check_tensor_shape(shape, manifest, max_images)
         array = _fp32(raw, tensor.data, shape, name)
-        return ImageBatch(tensor=array), binary_size or 0
+        return Tensor(array), binary_size or 0
     raise ProtocolError(
         f"unknown input {name!r}; model {manifest.name!r} takes {IMAGE_INPUT!r} (BYTES) or "
         f"{manifest.input.name!r} (FP32)"
