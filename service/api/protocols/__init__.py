@@ -6,5 +6,5 @@
 
 Each turns request bytes into images (encoded files) or an already-preprocessed tensor, and
 class probabilities back into the protocol's response. The HTTP routes (``service.api.v2``,
-``service.api.v1``) run them on the service's one request path.
+``service.api.v1``) hand what they parse to the engine (``service.engine.pipeline``).
 """
