@@ -108,11 +108,24 @@ def test_batches_stop_at_max_batch_size(model: LoadedModel) -> None:
     assert all(len(o.probabilities) == 1 for o in outcomes)
 
 
-def test_a_request_larger_than_the_batch_runs_alone_in_chunks(model: LoadedModel) -> None:
+@pytest.mark.parametrize("as_parts", [False, True], ids=["one tensor", "one tensor per file"])
+def test_a_request_larger_than_the_batch_runs_alone_in_chunks(model: LoadedModel, as_parts: bool) -> None:
+    # One tensor is what a V2 request brings; one per file is what the batch route brings,
+    # copied chunk by chunk into the runner's reused buffer.
     gate = Gate()
     batcher = DynamicBatcher(model, max_batch_size=4, chunk=4, runner=gate)
-    big = np.concatenate(tensors(model, 10))
-    outcomes = asyncio.run(submit_while_held(batcher, gate, [tensors(model, 1)[0], big]))
+    files = tensors(model, 10)
+    big = np.concatenate(files)
+
+    async def submit() -> list:
+        first = asyncio.ensure_future(batcher.infer(files[0]))
+        await asyncio.sleep(0.05)
+        rest = asyncio.ensure_future(batcher.infer(files if as_parts else big))
+        await asyncio.sleep(0.05)
+        gate.event.set()
+        return await asyncio.gather(first, rest)
+
+    outcomes = asyncio.run(submit())
     assert gate.calls == [1, 4, 4, 2]
     np.testing.assert_allclose(outcomes[1].probabilities, run(model, big), rtol=0, atol=1e-6)
 

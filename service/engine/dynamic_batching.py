@@ -19,7 +19,11 @@ TorchServe's ``batch_size`` / ``max_batch_delay`` and MLServer's adaptive batchi
   fails gets the error.
 
 Everything but the ONNX Runtime call happens on the event loop (one thread): the queue needs no
-lock. Lambda serves one request per environment, so the service builds no batcher there
+lock. The batch's tensors are copied together in the runner's thread, not on the event loop, into
+a buffer each runner keeps: a fresh (8, 224, 224, 3) batch is a 4.8 MB mapping paged in anew on
+every call (``service.images.allocator`` keeps blocks over 64 KiB out of the heap).
+
+Lambda serves one request per environment, so the service builds no batcher there
 (``Settings.dynamic_batching``).
 """
 
@@ -69,9 +73,13 @@ class BatchObserver(Protocol):
 
 @dataclass
 class _Waiting:
-    tensor: np.ndarray  # float32 (k, *sample_shape), k >= 1
+    parts: Sequence[np.ndarray]  # float32 (k_i, *sample_shape) each, the request's images in order
     future: asyncio.Future[Batched]
     enqueued: float = field(default_factory=time.perf_counter)
+
+    @property
+    def images(self) -> int:
+        return sum(len(p) for p in self.parts)
 
 
 @dataclass
@@ -147,11 +155,14 @@ class DynamicBatcher:
         self._preparing = 0
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Batch buffers, float32 (max(max_batch_size, chunk), *sample_shape): one per runner
+        # busy at once, reused (list.pop/append are atomic; runner threads share the list).
+        self._buffers: list[np.ndarray] = []
 
     @property
     def queued_images(self) -> int:
         """Images waiting for a runner (not those in a running batch)."""
-        return sum(len(w.tensor) for w in self._queue)
+        return sum(w.images for w in self._queue)
 
     @property
     def running(self) -> int:
@@ -189,13 +200,16 @@ class DynamicBatcher:
                 self._observer.observe_batch(self.model.name, 1, [0.0])
             self._dispatch()
 
-    async def infer(self, tensor: np.ndarray) -> Batched:
-        """Class probabilities float64 (k, classes) for float32 ``tensor`` (k, *sample_shape).
+    async def infer(self, tensors: np.ndarray | Sequence[np.ndarray]) -> Batched:
+        """Class probabilities float64 (k, classes) for one request's images: a float32 tensor
+        (k, *sample_shape), or several whose rows add up to k (they are never stacked on the
+        event loop).
 
         Raises what ONNX Runtime raised for this request alone (its batch neighbours are re-run
-        without it). Cancelling the caller (client gone) drops its tensor if still queued.
+        without it). Cancelling the caller (client gone) drops its tensors if still queued.
         """
-        waiting = _Waiting(tensor, asyncio.get_running_loop().create_future())
+        parts = (tensors,) if isinstance(tensors, np.ndarray) else tuple(tensors)
+        waiting = _Waiting(parts, asyncio.get_running_loop().create_future())
         self._queue.append(waiting)
         self._dispatch()
         return await waiting.future
@@ -237,12 +251,12 @@ class DynamicBatcher:
     def _take(self) -> list[_Waiting]:
         """The next batch: queued requests in order, up to ``max_batch_size`` images (at least one)."""
         batch = [self._queue.popleft()]
-        images = len(batch[0].tensor)
-        while self._queue and images + len(self._queue[0].tensor) <= self.max_batch_size:
+        images = batch[0].images
+        while self._queue and images + self._queue[0].images <= self.max_batch_size:
             waiting = self._queue.popleft()
             if not waiting.future.done():
                 batch.append(waiting)
-                images += len(waiting.tensor)
+                images += waiting.images
         return batch
 
     def _drop_cancelled(self) -> None:
@@ -257,11 +271,12 @@ class DynamicBatcher:
         started, started_ns = time.perf_counter(), time.time_ns()
         try:
             waits = [started - w.enqueued for w in batch]
+            images = sum(w.images for w in batch)
             if self._observer is not None:
-                self._observer.observe_batch(self.model.name, sum(len(w.tensor) for w in batch), waits)
+                self._observer.observe_batch(self.model.name, images, waits)
             try:
-                tensor = batch[0].tensor if len(batch) == 1 else np.concatenate([w.tensor for w in batch])
-                output = await anyio.to_thread.run_sync(partial(self._run_chunks, tensor))
+                parts = [part for waiting in batch for part in waiting.parts]
+                output = await anyio.to_thread.run_sync(partial(self._run_parts, parts))
             except Exception as exc:  # noqa: BLE001 - handed to the requests, never swallowed
                 if len(batch) == 1:
                     _fail(batch[0], exc)
@@ -271,10 +286,10 @@ class DynamicBatcher:
             seconds, window = time.perf_counter() - started, (started_ns, time.time_ns())
             offset = 0
             for waiting, wait in zip(batch, waits, strict=True):
-                rows = output[offset : offset + len(waiting.tensor)]
-                offset += len(waiting.tensor)
+                rows = output[offset : offset + waiting.images]
+                offset += waiting.images
                 if not waiting.future.done():
-                    waiting.future.set_result(Batched(rows, wait, seconds, len(tensor), window))
+                    waiting.future.set_result(Batched(rows, wait, seconds, images, window))
         finally:
             self._running -= 1
             self._dispatch()
@@ -286,21 +301,47 @@ class DynamicBatcher:
                 continue
             started, started_ns = time.perf_counter(), time.time_ns()
             try:
-                output = await anyio.to_thread.run_sync(partial(self._run_chunks, waiting.tensor))
+                output = await anyio.to_thread.run_sync(partial(self._run_parts, waiting.parts))
             except Exception as exc:  # noqa: BLE001 - this request's own error
                 _fail(waiting, exc)
             else:
                 if not waiting.future.done():
                     elapsed, window = time.perf_counter() - started, (started_ns, time.time_ns())
-                    waiting.future.set_result(Batched(output, wait, elapsed, len(waiting.tensor), window))
+                    waiting.future.set_result(Batched(output, wait, elapsed, waiting.images, window))
 
-    def _run_chunks(self, tensor: np.ndarray) -> np.ndarray:
-        if len(tensor) <= self.max_batch_size:
-            return self._runner(self.model, tensor)
-        parts = [
-            self._runner(self.model, tensor[i : i + self.chunk]) for i in range(0, len(tensor), self.chunk)
-        ]
-        return np.concatenate(parts)
+    def _run_parts(self, parts: Sequence[np.ndarray]) -> np.ndarray:
+        """Probabilities float64 (N, classes) for the rows of ``parts`` in order (blocking, in
+        a runner thread): at most ``max_batch_size`` images per ONNX Runtime call, ``chunk`` for
+        a request larger than that. One tensor runs as it is; several are copied into a reused
+        batch buffer first."""
+        images = sum(len(p) for p in parts)
+        step = images if images <= self.max_batch_size else self.chunk
+        if len(parts) == 1:
+            tensor = parts[0]
+            outputs = [self._runner(self.model, tensor[i : i + step]) for i in range(0, images, step)]
+            return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+        rows = [part[i : i + 1] for part in parts for i in range(len(part))]
+        buffer = self._borrow_buffer(step)
+        try:
+            outputs = []
+            for start in range(0, images, step):
+                group = rows[start : start + step]
+                batch = buffer[: len(group)]
+                np.concatenate(group, out=batch)
+                outputs.append(self._runner(self.model, batch))
+        finally:
+            self._buffers.append(buffer)
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+    def _borrow_buffer(self, images: int) -> np.ndarray:
+        try:
+            buffer = self._buffers.pop()
+        except IndexError:
+            buffer = np.empty((0,), np.float32)
+        if len(buffer) < images:
+            rows = max(images, self.max_batch_size, self.chunk)
+            buffer = np.empty((rows, *self.model.contract.sample_shape), np.float32)
+        return buffer
 
 
 def _fail(waiting: _Waiting, exc: Exception) -> None:
@@ -365,8 +406,8 @@ async def classify_batched(
         with batcher.preparing():
             prepared, prepare_seconds = await _prepare_in_parallel(model, workers, inputs, max_pixels)
     probabilities, run_seconds = np.zeros((0, len(model.manifest.labels))), 0.0
-    if len(prepared.batch):
-        batched = await batcher.infer(prepared.batch)
+    if prepared.images:
+        batched = await batcher.infer(prepared.tensors)
         batched.record_stage()
         probabilities, run_seconds = batched.probabilities, batched.run_seconds
     return Classified(postprocess(model, prepared, probabilities, k), prepare_seconds + run_seconds)
@@ -409,5 +450,4 @@ async def _prepare_in_parallel(
         else:
             rows.append(good)
             good += 1
-    batch = np.concatenate(tensors) if tensors else np.zeros((0, *model.contract.sample_shape), np.float32)
-    return Prepared(batch, rows), seconds
+    return Prepared(tuple(tensors), rows, sample_shape=model.contract.sample_shape), seconds

@@ -117,12 +117,27 @@ class Classified:
 
 @dataclass(frozen=True)
 class Prepared:
-    """``preprocess``'s result: the good images' tensors stacked float32 (G, *sample_shape),
-    and per input either the index of its row in ``batch`` or its error."""
+    """``preprocess``'s result: the good images' tensors, float32 (k, *sample_shape) each, in
+    input order, and per input either the index of its row in ``batch`` or its error."""
 
-    batch: np.ndarray
+    tensors: tuple[np.ndarray, ...]
     rows: list[int | ServiceError]
     from_tensor: bool = False
+    sample_shape: tuple[int, ...] = ()
+
+    @property
+    def images(self) -> int:
+        return sum(len(t) for t in self.tensors)
+
+    @property
+    def batch(self) -> np.ndarray:
+        """float32 (G, *sample_shape): the tensors stacked; one tensor is returned as it is
+        (no copy: a 224x224x3 image is 600 KB that a copy would page in afresh)."""
+        if len(self.tensors) == 1:
+            return self.tensors[0]
+        if not self.tensors:
+            return np.zeros((0, *self.sample_shape), np.float32)
+        return np.concatenate(self.tensors)
 
 
 # --- preprocess -----------------------------------------------------------------------------
@@ -172,7 +187,7 @@ def preprocess(model: LoadedModel, inputs: Inputs, max_pixels: int) -> Prepared:
         ServiceError: a server fault (5xx) for any file: it is not the file's fault.
     """
     if isinstance(inputs, Tensor):
-        return Prepared(inputs.array, list(range(len(inputs))), from_tensor=True)
+        return Prepared((inputs.array,), list(range(len(inputs))), from_tensor=True)
     tensors: list[np.ndarray] = []
     rows: list[int | ServiceError] = []
     for data in inputs.files:
@@ -184,8 +199,7 @@ def preprocess(model: LoadedModel, inputs: Inputs, max_pixels: int) -> Prepared:
             rows.append(exc)
         else:
             rows.append(len(tensors) - 1)
-    batch = np.concatenate(tensors) if tensors else np.zeros((0, *model.contract.sample_shape), np.float32)
-    return Prepared(batch, rows)
+    return Prepared(tuple(tensors), rows, sample_shape=model.contract.sample_shape)
 
 
 # --- predict --------------------------------------------------------------------------------
