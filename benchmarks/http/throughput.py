@@ -256,9 +256,14 @@ def measure(
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` and all its threads so far."""
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
+    """User + system CPU seconds of process ``pid``, its threads and its live child processes
+    (uvicorn ``--workers``) so far."""
+    process = psutil.Process(pid)
+    total = 0.0
+    for member in (process, *process.children(recursive=True)):
+        times = member.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def _children_cpu_seconds() -> float:
@@ -304,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each run")
     parser.add_argument("--rounds", type=int, default=3, help="server runs per client count")
     parser.add_argument("--env", action="append", default=[], metavar="EDGE_X=V", help="server settings")
+    parser.add_argument(
+        "--uvicorn-arg", action="append", default=[], metavar="ARG", help="extra uvicorn argument"
+    )
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args(argv)
     if shutil.which("hey") is None:
@@ -326,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     limit = Limit(manifest, jpeg, budget)
     try:
         with service_server(
-            args.model_dir, env=env, uvicorn_args=("--no-access-log",), timeout=120
+            args.model_dir, env=env, uvicorn_args=("--no-access-log", *args.uvicorn_arg), timeout=120
         ) as server:
             plan = httpx.get(f"{server.url}/health").json()
             rows, singles = measure(
