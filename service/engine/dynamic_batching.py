@@ -312,36 +312,33 @@ class DynamicBatcher:
     def _run_parts(self, parts: Sequence[np.ndarray]) -> np.ndarray:
         """Probabilities float64 (N, classes) for the rows of ``parts`` in order (blocking, in
         a runner thread): at most ``max_batch_size`` images per ONNX Runtime call, ``chunk`` for
-        a request larger than that. One tensor runs as it is; several are copied into a reused
-        batch buffer first."""
+        a request larger than that. One tensor runs as it is (sliced); several are copied into
+        a reused batch buffer first."""
         images = sum(len(p) for p in parts)
         step = images if images <= self.max_batch_size else self.chunk
         if len(parts) == 1:
-            tensor = parts[0]
-            outputs = [self._runner(self.model, tensor[i : i + step]) for i in range(0, images, step)]
-            return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
-        rows = [part[i : i + 1] for part in parts for i in range(len(part))]
-        buffer = self._borrow_buffer(step)
-        try:
-            outputs = []
-            for start in range(0, images, step):
-                group = rows[start : start + step]
-                batch = buffer[: len(group)]
-                np.concatenate(group, out=batch)
-                outputs.append(self._runner(self.model, batch))
-        finally:
-            self._buffers.append(buffer)
+            outputs = [self._runner(self.model, parts[0][i : i + step]) for i in range(0, images, step)]
+        else:
+            rows = [part[i : i + 1] for part in parts for i in range(len(part))]
+            buffer = self._borrow_buffer()
+            try:
+                outputs = []
+                for start in range(0, images, step):
+                    group = rows[start : start + step]
+                    batch = np.concatenate(group, out=buffer[: len(group)])
+                    outputs.append(self._runner(self.model, batch))
+            finally:
+                self._buffers.append(buffer)
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
-    def _borrow_buffer(self, images: int) -> np.ndarray:
+    def _borrow_buffer(self) -> np.ndarray:
+        """A free batch buffer, float32 (max(max_batch_size, chunk), *sample_shape): room for
+        any one call's images. pop() is atomic, so two runner threads never share one."""
         try:
-            buffer = self._buffers.pop()
+            return self._buffers.pop()
         except IndexError:
-            buffer = np.empty((0,), np.float32)
-        if len(buffer) < images:
-            rows = max(images, self.max_batch_size, self.chunk)
-            buffer = np.empty((rows, *self.model.contract.sample_shape), np.float32)
-        return buffer
+            rows = max(self.max_batch_size, self.chunk)
+            return np.empty((rows, *self.model.contract.sample_shape), np.float32)
 
 
 def _fail(waiting: _Waiting, exc: Exception) -> None:
