@@ -173,7 +173,8 @@ def render_number_photo(digits: np.ndarray, labels: np.ndarray, rng: np.random.G
         top = int(np.clip(baseline, 0, height - alpha.shape[0]))
         left = int(np.clip(position + margin_x, 0, width - alpha.shape[1]))
         _lay_ink(image, alpha, (left, top), PENS[pen])
-        rows, cols = np.nonzero(alpha > 0.2)
+        # A faint, thin pencil digit can stay under 0.2 everywhere: its box is its visible ink.
+        rows, cols = np.nonzero(alpha > min(0.2, 0.5 * float(alpha.max())))
         boxes.append(
             (
                 left + int(cols.min()),
